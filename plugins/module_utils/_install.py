@@ -1,0 +1,383 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) otp.release contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""release_handler flows on a running node: preflight, install, make permanent, cold-start pointer, remove."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, format_term, to_plain
+from ansible_collections.otp.release.plugins.module_utils._erts import relup_restart_kind
+from ansible_collections.otp.release.plugins.module_utils._node import NodeError, NodeException
+from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError, Target
+from ansible_collections.otp.release.plugins.module_utils._versions import previous_version, version_key
+
+
+class InstallError(Exception):
+    """A refused or failed change; the message says where the node is now and what to do."""
+
+    def __init__(self, msg, raw=None):
+        super(InstallError, self).__init__(msg)
+        self.msg = msg
+        self.raw = raw
+
+
+def explain(reason):
+    """One sentence for a release_handler error term."""
+    plain = to_plain(reason)
+    kind = plain[0] if isinstance(plain, list) and plain else plain
+    texts = {
+        "no_such_release": "release_handler does not know version %s: unpack it first",
+        "already_installed": "version %s is already installed",
+        "enoent": "a file is missing: %s",
+        "no_matching_relup": "the relup has no path to %s from %s",
+        "bad_relup_file": "the relup file %s cannot be read",
+        "existing_release": "version %s is already unpacked",
+        "no_such_directory": "the directory %s is missing",
+        "bad_rel_file": "the .rel file %s cannot be read",
+        "code_change_failed": "code_change failed in process %s, module %s: %s",
+    }
+    if kind in texts and isinstance(plain, list):
+        args = plain[1:]
+        template = texts[kind]
+        needed = template.count("%s")
+        args = (args + [""] * needed)[:needed]
+        return template % tuple(format_term(a) if not isinstance(a, str) else a for a in args)
+    return "release_handler returned %s" % format_term(reason)
+
+
+def instruction_summary(instructions):
+    """Counts of relup instructions by kind, e.g. {'load': 3, 'suspend': 1, 'code_change': 1}."""
+    counts = {}
+    for instruction in instructions or []:
+        kind = str(instruction[0]) if isinstance(instruction, tuple) else str(instruction)
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+class Plan(object):
+    def __init__(self, from_version, to_version, direction, instructions, states):
+        self.from_version = from_version
+        self.to_version = to_version
+        self.direction = direction
+        self.instructions = instructions
+        self.restart = relup_restart_kind(instructions) if instructions else "none"
+        self.states = states
+
+
+def running_version(states):
+    """The version the node runs: the current one, else the permanent one."""
+    for wanted in ("current", "permanent"):
+        for version, state in states.items():
+            if state == wanted:
+                return version
+    return None
+
+
+def default_downgrade_target(states):
+    releases = [dict(version=v, state=s) for v, s in states.items()]
+    return previous_version(releases)
+
+
+def plan_change(target, states, to_version, direction):
+    """Preflight for an upgrade or downgrade; raises InstallError naming what is wrong and what to do."""
+    release = target.release
+    node = target.identity.node
+    running = running_version(states)
+    if to_version is None:
+        to_version = default_downgrade_target(states)
+        if to_version is None:
+            raise InstallError("Node %s runs %s and has no old release below it to go back to (releases: %s)."
+                               % (node, running, _states_text(states)))
+    if to_version == running:
+        return Plan(running, to_version, "none", [], states)
+    if to_version not in states:
+        raise InstallError("Version %s is not unpacked on node %s (releases: %s): unpack it first with otp.release.unpack."
+                           % (to_version, node, _states_text(states)))
+    newer = version_key(to_version) > version_key(running)
+    if direction == "up" and not newer:
+        raise InstallError("%s is older than the running %s on node %s: use otp.release.downgrade to go back." % (to_version, running, node))
+    if direction == "down" and newer:
+        raise InstallError("%s is newer than the running %s on node %s: use otp.release.upgrade to go forward." % (to_version, running, node))
+    if direction == "down" and states[to_version] not in ("old", "permanent"):
+        raise InstallError("Version %s is %s on node %s, not an old release: a downgrade goes back to a release this node ran before."
+                           % (to_version, states[to_version], node))
+    relup_version, key, other = (to_version, "up", running) if direction == "up" else (running, "down", to_version)
+    relup_path = release.path("releases", relup_version, "relup")
+    relup = release.relup(relup_version)
+    if relup is None:
+        raise InstallError("%s is missing, so there is no %s path from %s to %s. Build the release with a relup (rebar3 relup, "
+                           "mix with an appup tool, Distillery --upgrade) and unpack it again."
+                           % (relup_path, "upgrade" if direction == "up" else "downgrade", running, to_version))
+    if other not in relup[key]:
+        raise InstallError("%s has no %s path %s %s (it has %s: %s). Build a relup that covers %s -> %s, or go through the versions in between."
+                           % (relup_path, "upgrade" if direction == "up" else "downgrade", "from" if key == "up" else "to", other,
+                              "up from" if key == "up" else "down to", ", ".join(sorted(relup[key], key=version_key)) or "nothing",
+                              running, to_version))
+    return Plan(running, to_version, direction, relup[key][other], states)
+
+
+def _states_text(states):
+    return ", ".join("%s %s" % (v, states[v]) for v in sorted(states, key=version_key)) or "none"
+
+
+BOOT_MARKER = "whereis(application_controller)"
+
+
+def check_restart_program(target, plan):
+    """A relup that restarts the emulator needs heart and a restart program that boots the new version."""
+    if plan.restart == "none":
+        return
+    heart, start_prg = target.call("{whereis(heart) =/= undefined, application:get_env(sasl, start_prg)}")
+    node = target.identity.node
+    if not is_true(heart):
+        raise InstallError("The relup %s -> %s restarts the emulator (%s), but node %s runs without heart, so release_handler would "
+                           "restart it in place on %s and lose its state. Start the node with -heart, or do a rolling restart instead."
+                           % (plan.from_version, plan.to_version, plan.restart, node, plan.from_version))
+    program = str(start_prg[1]) if isinstance(start_prg, tuple) else target.release.path("bin", "start")
+    executable = program.split()[0] if program.split() else program
+    if not os.access(executable, os.X_OK):
+        raise InstallError("The relup %s -> %s restarts the emulator (%s) and heart would run %s, which does not exist or is not "
+                           "executable here, so node %s would not come back. Set {sasl, [{start_prg, \"...\"}]} to a program that "
+                           "boots the release named in the given start_erl.data file."
+                           % (plan.from_version, plan.to_version, plan.restart, executable, node))
+
+
+def is_true(term):
+    return term is True or term == "true"
+
+
+def install(target, plan, permanent=True, purge=False, code_change_timeout=None, suspend_timeout=None, check_mode=False):
+    """Run check_install_release and install_release (and make_permanent) for the plan. Returns the restart kind seen."""
+    node = target.identity.node
+    check_options = [Atom("purge")] if purge and not check_mode else []
+    check = "release_handler:check_install_release(%s, %s)" % (format_term(plan.to_version), format_term(check_options))
+    if check_mode:
+        answer = target.call(check)
+        if isinstance(answer, tuple) and answer[0] == "error":
+            raise InstallError("check_install_release(%s) failed on node %s: %s. Nothing was changed."
+                               % (plan.to_version, node, explain(answer[1])), raw=answer[1])
+        return
+    options = [(Atom("update_paths"), True)]
+    if code_change_timeout:
+        options.append((Atom("code_change_timeout"), code_change_timeout * 1000))
+    if suspend_timeout:
+        options.append((Atom("suspend_timeout"), suspend_timeout * 1000))
+    make_permanent_now = permanent and plan.restart == "none"
+    expression = (
+        "begin Marker = %(marker)s, "
+        "case %(check)s of "
+        " {ok, _, _} -> case release_handler:install_release(%(to)s, %(options)s) of "
+        "   {ok, From, _} -> {installed, Marker, From, case %(perm)s of true -> release_handler:make_permanent(%(to)s); false -> ok end}; "
+        "   {continue_after_restart, From, _} -> {restarting, Marker, From}; "
+        "   {error, R} -> {install_failed, Marker, R}; "
+        "   Other -> {install_failed, Marker, Other} end; "
+        " {error, R} -> {check_failed, Marker, R} "
+        "end end"
+        % dict(marker=BOOT_MARKER, check=check, to=format_term(plan.to_version), options=format_term(options),
+               perm="true" if make_permanent_now else "false"))
+    marker = target.call(BOOT_MARKER)
+    try:
+        answer = target.call(expression)
+    except NodeException:
+        raise
+    except NodeError as exc:
+        return recover(target, plan, marker, "the call was cut off (%s)" % exc.msg, permanent)
+    outcome = str(answer[0])
+    if outcome == "check_failed":
+        raise InstallError("check_install_release(%s) failed on node %s: %s. Nothing was changed; the node still runs %s."
+                           % (plan.to_version, node, explain(answer[2]), plan.from_version), raw=answer[2])
+    if outcome == "install_failed":
+        return recover(target, plan, marker, explain(answer[2]), permanent, raw=answer[2])
+    if outcome == "installed" and answer[3] != "ok" and make_permanent_now:
+        raise InstallError("Node %s now runs %s but make_permanent failed: %s. A restart would boot %s; run the module again."
+                           % (node, plan.to_version, explain(answer[3][1] if isinstance(answer[3], tuple) else answer[3]),
+                              plan.from_version), raw=answer[3])
+    if plan.restart != "none" or outcome == "restarting":
+        wait_for_new_emulator(target, plan)
+        if permanent:
+            make_permanent(target, plan.to_version)
+    return plan.restart
+
+
+def wait_for_new_emulator(target, plan):
+    """After an emulator restart: a NEW OS pid that shows the target version current."""
+    old_pid = target.identity.os_pid
+    deadline = time.monotonic() + max(target.timeout, 10)
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        target.refresh_identity()
+        try:
+            node, os_pid, erts, states = target.live_state()
+        except NodeError as exc:
+            last = exc.msg
+            continue
+        if os_pid != old_pid and running_version(states) == plan.to_version:
+            return
+        last = "pid %s runs %s" % (os_pid, running_version(states))
+    raise InstallError("Node %s restarted its emulator for %s -> %s but did not come back on %s within %s s (%s). Check the "
+                       "node's logs and its heart restart program." % (target.identity.node, plan.from_version, plan.to_version,
+                                                                        plan.to_version, max(target.timeout, 10), last))
+
+
+def recover(target, plan, marker, reason, permanent, raw=None):
+    """install_release failed: find out whether the node rolled back in place or restarted on the old release."""
+    node = target.identity.node
+    deadline = time.monotonic() + target.timeout
+    while True:
+        try:
+            now_marker = target.call(BOOT_MARKER)
+            node_name, os_pid, erts, states = target.live_state()
+            break
+        except NodeError:
+            pass
+        if time.monotonic() >= deadline:
+            raise InstallError("install_release(%s) failed on node %s (%s) and the node has not answered since, for %s s. "
+                               "Check it: it may be restarting on %s." % (plan.to_version, node, reason, target.timeout, plan.from_version), raw=raw)
+        time.sleep(0.25)
+    running = running_version(states)
+    if str(now_marker) != str(marker):
+        raise InstallError("The upgrade %s -> %s of node %s crashed past the point of no return (%s): release_handler restarted the "
+                           "node in place (OS pid %s) on %s, and its in-memory state was lost. Version %s stays %s and can be removed "
+                           "with otp.release.remove; fix the build (appup/code_change) and try again."
+                           % (plan.from_version, plan.to_version, node, reason, os_pid, running, plan.to_version,
+                              states.get(plan.to_version, "gone")), raw=raw)
+    raise InstallError("install_release(%s) failed on node %s before the point of no return: %s. release_handler rolled it back; the "
+                       "node still runs %s with its state." % (plan.to_version, node, reason, running), raw=raw)
+
+
+def make_permanent(target, version):
+    answer = target.call("release_handler:make_permanent(%s)" % format_term(version))
+    if answer != "ok":
+        raise InstallError("make_permanent(%s) failed on node %s: %s." % (version, target.identity.node, explain(answer[1] if isinstance(answer, tuple) else answer)),
+                           raw=answer)
+
+
+def point_cold_start(release, version, erts):
+    """Make a cold start of bin/<name> boot this version, whatever built the release. Returns True when a file changed."""
+    producer = release.producer
+    if producer == "relx":
+        versioned = release.path("bin", "%s-%s" % (release.name, version))
+        script = release.path("bin", release.name)
+        if os.path.isfile(versioned) and not _same_bytes(versioned, script):
+            replace_file(script, versioned)
+            return True
+        return False
+    if producer == "distillery":
+        return write_if_changed(release.path("var", "start_erl.data"), "%s %s" % (erts, version))
+    if producer == "mix":
+        return write_if_changed(release.path("releases", "start_erl.data"), "%s %s" % (erts, version))
+    return False
+
+
+def _same_bytes(a, b):
+    if not os.path.exists(b):
+        return False
+    with open(a, "rb") as first, open(b, "rb") as second:
+        return first.read() == second.read()
+
+
+def replace_file(path, source):
+    """Atomically put a copy of source at path (temp name in the same directory, then rename)."""
+    directory = os.path.dirname(path)
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=".otp-release-")
+    os.close(fd)
+    try:
+        shutil.copy2(source, temp)
+        os.rename(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def write_if_changed(path, text):
+    if os.path.exists(path):
+        with open(path) as handle:
+            if handle.read().strip() == text:
+                return False
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory)
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=".otp-release-")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+    os.chmod(temp, 0o644)
+    os.rename(temp, path)
+    return True
+
+
+CHANGE_OPTIONS = dict(
+    permanent=dict(type="bool", default=True),
+    purge=dict(type="bool", default=False),
+    code_change_timeout=dict(type="int"),
+    suspend_timeout=dict(type="int"),
+)
+
+
+def live_states(target):
+    """The node's live state; a node that does not answer stops a change with a clear error."""
+    try:
+        return target.live_state()
+    except NodeError as exc:
+        raise InstallError("Cannot change the release of %s: %s Nothing was changed." % (target.release.root, exc.msg))
+
+
+def change(target, to_version, direction, params, check_mode=False):
+    """Upgrade or downgrade the node to to_version (None: the previous release) and report it as data."""
+    started = time.monotonic()
+    live = live_states(target)
+    plan = plan_change(target, live[3], to_version, direction)
+    before = target.facts(live)
+    permanent = params.get("permanent", True)
+    changed = False
+    restart = "none"
+    if plan.direction == "none":
+        if permanent and plan.states.get(plan.to_version) != "permanent":
+            changed = True
+            if not check_mode:
+                make_permanent(target, plan.to_version)
+    else:
+        check_restart_program(target, plan)
+        restart = install(target, plan, permanent, params.get("purge"), params.get("code_change_timeout"),
+                          params.get("suspend_timeout"), check_mode)
+        changed = True
+    after_live = live if check_mode else target.live_state()
+    if not check_mode:
+        running = running_version(after_live[3])
+        if running != plan.to_version:
+            raise InstallError("Node %s reports %s as running after the change to %s: the change did not take. Releases: %s."
+                               % (target.identity.node, running, plan.to_version, _states_text(after_live[3])))
+        if permanent:
+            erts = next((e["erts"] for e in target.facts(after_live)["releases"] if e["version"] == plan.to_version), None)
+            changed = point_cold_start(target.release, plan.to_version, erts) or changed
+    after = target.facts(after_live)
+    result = dict(after, changed=changed, from_version=plan.from_version, to_version=plan.to_version,
+                  direction=plan.direction, permanent=after["permanent"] == plan.to_version, restart=restart or "none",
+                  instructions=instruction_summary(plan.instructions),
+                  diff=dict(before=_states_yaml(before), after=_states_yaml(after)))
+    if check_mode:
+        result["restart"] = plan.restart
+    result["duration_ms"] = int((time.monotonic() - started) * 1000)
+    return result
+
+
+def _states_yaml(facts):
+    return "".join("%s: %s\n" % (e["version"], e["state"]) for e in facts["releases"])
+
+
+def run_change_module(module, direction):
+    """main() of the upgrade and downgrade modules."""
+    try:
+        target = Target.from_params(module.params)
+        result = change(target, module.params.get("version"), direction, module.params, module.check_mode)
+    except InstallError as exc:
+        module.fail_json(msg=exc.msg, release_handler_error=to_plain(exc.raw) if exc.raw is not None else None)
+    except (ReleaseError, NodeError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)

@@ -1,0 +1,522 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, otp.release contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Safe inspection and extraction of release tarballs (`<name>-<vsn>.tar.gz`), and their sha256.
+
+The tarball is read as one stream: the compressed bytes are hashed and inflated as they go past, and
+every member is checked before anything is written. Members are written by our own code, not by
+tarfile's extraction, so the rules are the same on every Python version and no owner is changed.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+
+from ansible_collections.otp.release.plugins.module_utils._erlterm import ParseError, parse_all
+
+BLOCK_SIZE = 1 << 20
+INFLATE_CHUNK = 1 << 16
+SMALL_FILE_LIMIT = 16 << 20  # .rel and relup files are read into memory
+SYMLINK_HOPS_LIMIT = 40
+
+REL_MEMBER = re.compile(r"releases/([^/]+)/([^/]+)\.rel")
+RELUP_MEMBER = re.compile(r"releases/([^/]+)/relup")
+BEAM_MEMBER = re.compile(r"erts-([^/]+)/bin/beam\.smp")
+
+INCLUDE_ERTS_HINT = (
+    "hot upgrades need ERTS bundled: rebuild with include_erts true "
+    "(relx/rebar3 `{include_erts, true}`, Distillery `include_erts: true`, mix release `include_erts: true`)"
+)
+
+
+class ReleaseTarballError(Exception):
+    pass
+
+
+@dataclass
+class TarballFacts:
+    name: str
+    version: str
+    erts_version: str | None  # the bundled ERTS the release runs on; None when the tarball has none
+    rel_erts_version: str  # the .rel's {erts, Vsn}
+    bundled_erts_versions: list  # every erts-<vsn>/bin/beam.smp in the tarball
+    applications: list  # [(app, vsn)] from the .rel
+    members: int
+    size: int
+    sha256: str
+    relup: str | None  # text of releases/<vsn>/relup
+    relup_up_from: list = field(default_factory=list)
+    relup_down_to: list = field(default_factory=list)
+    has_releases_file: bool = False  # ships releases/RELEASES
+    top_level: list = field(default_factory=list)
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(BLOCK_SIZE), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ReleaseTarballError("Cannot read {0}: {1}".format(path, exc.strerror or exc))
+    return digest.hexdigest()
+
+
+def _corrupt(path, problem):
+    return ReleaseTarballError(
+        "{0}: truncated or corrupt: {1}. Copy or download the tarball again and compare its sha256 "
+        "with the one from the build.".format(path, problem)
+    )
+
+
+def _refuse(path, member_name, problem):
+    return ReleaseTarballError(
+        "{0}: member {1!r} {2}. Refusing this tarball: a release tarball holds only files, directories "
+        "and relative links inside the release root; rebuild it with relx/rebar3, Distillery or "
+        "mix release.".format(path, member_name, problem)
+    )
+
+
+class _GzipStream:
+    """File-like object over a .gz file: hands out inflated bytes, hashes the compressed ones.
+
+    zlib checks the gzip CRC and length at the end of the stream; a stream that stops early is
+    reported as truncated. The last few chunks handed out are kept so the caller can check what
+    followed the end of the tar archive.
+    """
+
+    def __init__(self, handle, path):
+        self._handle = handle
+        self._path = path
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._buffer = b""
+        self._offset = 0
+        self._finished = False
+        self.sha256 = hashlib.sha256()
+        self.size = 0  # compressed bytes read
+        self.position = 0  # inflated bytes handed out
+        self.recent = collections.deque(maxlen=8)  # (start position, bytes)
+
+    def read(self, size=-1):
+        wanted = size if size is not None and size >= 0 else 1 << 62
+        parts = []
+        while wanted > 0:
+            if self._offset >= len(self._buffer):
+                self._buffer, self._offset = self._inflate_more(), 0
+                if not self._buffer:
+                    break
+            part = self._buffer[self._offset:self._offset + wanted]
+            self._offset += len(part)
+            wanted -= len(part)
+            parts.append(part)
+        data = b"".join(parts)
+        if data:
+            self.recent.append((self.position, data))
+            self.position += len(data)
+        return data
+
+    def _read_raw(self):
+        try:
+            block = self._handle.read(BLOCK_SIZE)
+        except OSError as exc:
+            raise ReleaseTarballError("Cannot read {0}: {1}".format(self._path, exc.strerror or exc))
+        self.sha256.update(block)
+        self.size += len(block)
+        return block
+
+    def _inflate_more(self):
+        while not self._finished:
+            if self._inflate.eof:
+                self._finish()
+                break
+            data = self._inflate.unconsumed_tail or self._read_raw()
+            if not data:
+                if self.size == 0:
+                    raise _corrupt(self._path, "the file is empty")
+                raise _corrupt(self._path, "the gzip stream ends early (after {0} bytes)".format(self.size))
+            try:
+                inflated = self._inflate.decompress(data, INFLATE_CHUNK)
+            except zlib.error as exc:
+                if self.position == 0 and not self._inflate.unconsumed_tail and self.size <= BLOCK_SIZE:
+                    raise _corrupt(self._path, "not gzip-compressed data ({0}); release tarballs are .tar.gz".format(exc))
+                raise _corrupt(self._path, "zlib: {0}".format(exc))
+            if inflated:
+                return inflated
+        return b""
+
+    def _finish(self):
+        """Hash the rest of the file; only zero padding may follow the gzip stream."""
+        self._finished = True
+        rest = self._inflate.unused_data
+        while True:
+            if rest.strip(b"\0"):
+                raise _corrupt(self._path, "unexpected data after the end of the gzip stream")
+            rest = self._read_raw()
+            if not rest:
+                return
+
+    def drain_zeros(self, from_position):
+        """Read to the end, checking that every inflated byte from `from_position` on is zero."""
+        for start, data in self.recent:
+            if start + len(data) > from_position and data[max(0, from_position - start):].strip(b"\0"):
+                return False
+        while True:
+            data = self.read(INFLATE_CHUNK)
+            if not data:
+                return True
+            if data.strip(b"\0"):
+                return False
+
+
+class _Members:
+    """Checks members in archive order against what extracting them would have made on disk.
+
+    Paths are kept "physical": the archive's own symlinks are followed, so a member written through a
+    link, or a link reached through another link, is judged by where it really lands.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.kinds = {}  # physical path (tuple) -> "dir" | "file" | "link"
+        self.symlinks = {}  # physical path (tuple) -> link target text
+        self.count = 0
+        self.data_end = 0  # where the last member's data ends in the tar stream
+
+    def resolve(self, member_name, parts):
+        """Physical path of `parts` from the root, following the archive's symlinks."""
+        resolved = []
+        pending = list(parts)
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not resolved:
+                    raise _refuse(self.path, member_name, "leads outside the release root")
+                resolved.pop()
+                continue
+            resolved.append(part)
+            target = self.symlinks.get(tuple(resolved))
+            if target is not None:
+                hops += 1
+                if hops > SYMLINK_HOPS_LIMIT:
+                    raise _refuse(self.path, member_name, "goes through a symlink loop")
+                resolved.pop()
+                pending[:0] = target.split("/")
+        return tuple(resolved)
+
+    def check(self, member):
+        """Return (physical path, physical hard link source or None); None path for the root itself."""
+        name = member.name
+        self.count += 1
+        if member.isreg():
+            self.data_end = max(self.data_end, member.offset_data + member.size)
+        if not name:
+            raise _refuse(self.path, name, "has an empty name")
+        if name.startswith("/"):
+            raise _refuse(self.path, name, "is an absolute path")
+        if member.ischr() or member.isblk() or member.isfifo():
+            raise _refuse(self.path, name, "is a device or FIFO")
+        if member.issparse():
+            raise _refuse(self.path, name, "is a sparse file")
+        if not (member.isdir() or member.isreg() or member.issym() or member.islnk()):
+            raise _refuse(self.path, name, "has an unsupported type ({0!r})".format(member.type))
+        parts = name.split("/")
+        if parts[-1] in ("", ".", ".."):
+            if not member.isdir():
+                raise _refuse(self.path, name, "names a directory but is not one")
+            self.resolve(name, parts)  # "./", "a/..": only checked to stay inside
+            return None, None
+        parent = self.resolve(name, parts[:-1])
+        for depth in range(1, len(parent) + 1):
+            kind = self.kinds.setdefault(parent[:depth], "dir")
+            if kind != "dir":
+                raise _refuse(self.path, name, "is inside {0!r}, which is not a directory".format("/".join(parent[:depth])))
+        physical = parent + (parts[-1],)
+        kind = "dir" if member.isdir() else "link" if member.issym() else "file"
+        previous = self.kinds.get(physical)
+        if previous is not None and not (previous == kind == "dir"):
+            raise _refuse(self.path, name, "appears twice or replaces an earlier member at {0!r}".format("/".join(physical)))
+        self.kinds[physical] = kind
+        source = None
+        if member.issym():
+            if not member.linkname or member.linkname.startswith("/"):
+                raise _refuse(self.path, name, "is a symlink with an absolute or empty target {0!r}".format(member.linkname))
+            self.symlinks[physical] = member.linkname
+        elif member.islnk():
+            if member.linkname.startswith("/"):
+                raise _refuse(self.path, name, "is a hard link to an absolute path {0!r}".format(member.linkname))
+            source = self.resolve(name, member.linkname.split("/"))
+            if self.kinds.get(source) != "file":
+                raise _refuse(self.path, name, "is a hard link to {0!r}, which is not an earlier file of the archive".format(member.linkname))
+        return physical, source
+
+    def check_symlink_targets(self):
+        """Every link, with all the archive's links known, must end up inside the root."""
+        for link, target in self.symlinks.items():
+            self.resolve("/".join(link), list(link[:-1]) + target.split("/"))
+
+
+def _walk(path, visit):
+    """Stream the tarball once, check every member, call visit(tar, member, physical, source).
+
+    Returns (members checker, gzip stream) once the whole file has been read and verified.
+    """
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise ReleaseTarballError("Cannot open release tarball {0}: {1}".format(path, exc.strerror or exc))
+    with handle:
+        stream = _GzipStream(handle, path)
+        members = _Members(path)
+        try:
+            with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape") as tar:
+                for member in tar:
+                    physical, source = members.check(member)
+                    visit(tar, member, physical, source)
+                end_of_archive = tar.offset
+            members.check_symlink_targets()
+            if not stream.drain_zeros(end_of_archive):
+                raise _corrupt(path, "unreadable tar data at offset {0} of the archive".format(end_of_archive))
+            if members.data_end > stream.position:
+                raise _corrupt(path, "the tar archive ends inside a member's data")
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise _corrupt(path, "{0}: {1}".format(type(exc).__name__, exc))
+    return members, stream
+
+
+def _read_member(tar, member, path):
+    if member.size > SMALL_FILE_LIMIT:
+        raise ReleaseTarballError("{0}: {1} is {2} bytes, too large to be a release file.".format(path, member.name, member.size))
+    return tar.extractfile(member).read().decode("utf-8", errors="replace")
+
+
+def parse_rel(text, source):
+    """(name, vsn, erts vsn, [(app, vsn)]) from the text of a .rel file; `source` names it in errors."""
+    try:
+        terms = parse_all(text)
+    except ParseError as exc:
+        raise ReleaseTarballError("{0} is not a valid .rel file: {1}".format(source, exc))
+    shape_error = ReleaseTarballError(
+        "{0} is not a release file: expected {{release, {{Name, Vsn}}, {{erts, ErtsVsn}}, [{{App, AppVsn}}, ...]}}.".format(source)
+    )
+    if len(terms) != 1 or not isinstance(terms[0], tuple) or len(terms[0]) != 4 or terms[0][0] != "release":
+        raise shape_error
+    _tag, name_vsn, erts, apps = terms[0]
+    if not (isinstance(name_vsn, tuple) and len(name_vsn) == 2 and all(isinstance(x, str) for x in name_vsn)):
+        raise shape_error
+    if not (isinstance(erts, tuple) and len(erts) == 2 and erts[0] == "erts" and isinstance(erts[1], str)):
+        raise shape_error
+    if not isinstance(apps, list) or not all(isinstance(app, tuple) and 2 <= len(app) <= 4 for app in apps):
+        raise shape_error
+    return name_vsn[0], name_vsn[1], erts[1], [(str(app[0]), str(app[1])) for app in apps]
+
+
+def _parse_relup(path, member_name, text, version):
+    """([UpFromVsn], [DownToVsn]) from the text of a relup file."""
+    try:
+        terms = parse_all(text)
+    except ParseError as exc:
+        raise ReleaseTarballError("{0}: {1} is not a valid relup file: {2}".format(path, member_name, exc))
+    term = terms[0] if len(terms) == 1 else None
+    if not (isinstance(term, tuple) and len(term) == 3 and isinstance(term[1], list) and isinstance(term[2], list)
+            and all(isinstance(step, tuple) and len(step) == 3 for step in term[1] + term[2])):
+        raise ReleaseTarballError(
+            "{0}: {1} is not a relup: expected {{Vsn, [{{UpFromVsn, Descr, Instructions}}], "
+            "[{{DownToVsn, Descr, Instructions}}]}}.".format(path, member_name)
+        )
+    if term[0] != version:
+        raise ReleaseTarballError(
+            "{0}: {1} is the relup of version {2!r}, not of {3!r}: rebuild the relup for this release.".format(path, member_name, term[0], version)
+        )
+    return [str(step[0]) for step in term[1]], [str(step[0]) for step in term[2]]
+
+
+def _pick_release(path, rel_texts, name, version):
+    """The one (name, vsn) whose releases/<vsn>/<name>.rel matches the asked name and version."""
+    found = sorted(rel_texts)
+    matching = [(n, v) for n, v in found if (name is None or n == name) and (version is None or v == version)]
+    if len(matching) == 1:
+        return matching[0]
+    found_text = ", ".join("releases/{1}/{0}.rel".format(n, v) for n, v in found) or "none"
+    if not found:
+        raise ReleaseTarballError(
+            "{0}: not a release tarball: no releases/<vsn>/<name>.rel inside. Build it with "
+            "`rebar3 tar`, Distillery or `mix release`.".format(path)
+        )
+    if not matching:
+        wanted = " ".join(x for x in ("name {0!r}".format(name) if name else "", "version {0!r}".format(version) if version else "") if x)
+        raise ReleaseTarballError("{0}: holds no release with {1} (found: {2}).".format(path, wanted, found_text))
+    raise ReleaseTarballError(
+        "{0}: holds several releases ({1}): say which one with name and version.".format(path, found_text)
+    )
+
+
+def inspect(path, name=None, version=None, allow_missing_erts=False):
+    """Check a release tarball and return its TarballFacts, reading the file once.
+
+    Raises ReleaseTarballError for an unsafe member, a corrupt or truncated file, no or several
+    matching `releases/<vsn>/<name>.rel`, or (unless allow_missing_erts) ERTS not bundled.
+    """
+    rel_texts = {}  # (name, vsn) -> (member name, text)
+    relup_texts = {}  # vsn -> (member name, text)
+    beam_versions = set()
+    top_level = set()
+    has_releases_file = []
+
+    def visit(tar, member, physical, _source):
+        if not physical:
+            return
+        top_level.add(physical[0])
+        relative = "/".join(physical)
+        if not member.isreg():
+            return
+        if relative == "releases/RELEASES":
+            has_releases_file.append(True)
+        match = BEAM_MEMBER.fullmatch(relative)
+        if match:
+            beam_versions.add(match.group(1))
+        match = REL_MEMBER.fullmatch(relative)
+        if match:
+            rel_texts[(match.group(2), match.group(1))] = (member.name, _read_member(tar, member, path))
+        match = RELUP_MEMBER.fullmatch(relative)
+        if match:
+            relup_texts[match.group(1)] = (member.name, _read_member(tar, member, path))
+
+    members, stream = _walk(path, visit)
+    rel_name, rel_vsn = _pick_release(path, rel_texts, name, version)
+    member_name, text = rel_texts[(rel_name, rel_vsn)]
+    term_name, term_vsn, erts_vsn, applications = parse_rel(text, "{0}: {1}".format(path, member_name))
+    if (term_name, term_vsn) != (rel_name, rel_vsn):
+        raise ReleaseTarballError(
+            "{0}: {1} describes release {2!r} version {3!r}, which does not match its path; "
+            "rebuild the release.".format(path, member_name, term_name, term_vsn)
+        )
+    if erts_vsn not in beam_versions and not allow_missing_erts:
+        bundled = ", ".join("erts-" + v for v in sorted(beam_versions))
+        raise ReleaseTarballError(
+            "{0}: release {1} {2} runs on ERTS {3} but the tarball has no erts-{3}/bin/beam.smp{4}; "
+            "{5}.".format(path, rel_name, rel_vsn, erts_vsn, " (it bundles {0})".format(bundled) if bundled else "", INCLUDE_ERTS_HINT)
+        )
+    relup_text, up_from, down_to = None, [], []
+    if rel_vsn in relup_texts:
+        relup_member, relup_text = relup_texts[rel_vsn]
+        up_from, down_to = _parse_relup(path, relup_member, relup_text, rel_vsn)
+    return TarballFacts(
+        name=rel_name,
+        version=rel_vsn,
+        erts_version=erts_vsn if erts_vsn in beam_versions else None,
+        rel_erts_version=erts_vsn,
+        bundled_erts_versions=sorted(beam_versions),
+        applications=applications,
+        members=members.count,
+        size=stream.size,
+        sha256=stream.sha256.hexdigest(),
+        relup=relup_text,
+        relup_up_from=up_from,
+        relup_down_to=down_to,
+        has_releases_file=bool(has_releases_file),
+        top_level=sorted(top_level),
+    )
+
+
+def _file_mode(member):
+    # like tarfile's 'tar' filter: no setuid/setgid/sticky bits, no group/other write
+    return member.mode & 0o755
+
+
+def _write_members(path, directory, facts, wanted=None):
+    """Write the tarball's members (those `wanted(relative path)` accepts) under `directory`."""
+    directory_modes = []
+
+    def target(physical):
+        return os.path.join(directory, *physical)
+
+    def visit(tar, member, physical, source):
+        if not physical or (wanted is not None and not wanted("/".join(physical))):
+            return
+        where = target(physical)
+        # parent components are real directories by construction (links were resolved)
+        parent = os.path.dirname(where)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o755)
+        if member.isdir():
+            if not os.path.isdir(where):
+                os.mkdir(where, 0o700)
+            directory_modes.append((where, (member.mode & 0o755) | 0o700, member.mtime))
+        elif member.issym():
+            os.symlink(member.linkname, where)
+        elif member.islnk():
+            if os.path.lexists(target(source)):
+                os.link(target(source), where)
+        else:
+            descriptor = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(descriptor, "wb") as out:
+                shutil.copyfileobj(tar.extractfile(member), out, BLOCK_SIZE)
+                os.fchmod(out.fileno(), _file_mode(member))
+            os.utime(where, (member.mtime, member.mtime))
+
+    _members, stream = _walk(path, visit)
+    for where, mode, mtime in reversed(directory_modes):
+        os.chmod(where, mode)
+        os.utime(where, (mtime, mtime))
+    if facts is not None and stream.sha256.hexdigest() != facts.sha256:
+        raise ReleaseTarballError(
+            "{0} changed while it was being unpacked (sha256 {1}, inspected as {2}); nothing was "
+            "installed: copy the tarball again.".format(path, stream.sha256.hexdigest(), facts.sha256)
+        )
+
+
+def extract(path, dest, facts):
+    """First install: unpack the inspected tarball into `dest`, which must be missing or empty.
+
+    The files go to a temporary sibling directory that is renamed to `dest` at the end, so `dest` is
+    either complete or left as it was. Modes are kept (minus setuid/setgid and group/other write);
+    owners are not changed: files belong to the user running this.
+    """
+    dest = os.path.abspath(dest)
+    if os.path.lexists(dest) and not (os.path.isdir(dest) and not os.path.islink(dest) and not os.listdir(dest)):
+        raise ReleaseTarballError(
+            "{0} exists and is not an empty directory: a tarball is extracted only for a first install. "
+            "Unpack upgrades through the running node (release_handler), never over a live root.".format(dest)
+        )
+    parent = os.path.dirname(dest)
+    root_mode = os.stat(dest).st_mode & 0o7777 if os.path.isdir(dest) else 0o755
+    try:
+        os.makedirs(parent, 0o755, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".{0}.unpacking-".format(os.path.basename(dest)), dir=parent)
+    except OSError as exc:
+        raise ReleaseTarballError("Cannot create a directory next to {0}: {1}".format(dest, exc))
+    try:
+        _write_members(path, staging, facts)
+        os.chmod(staging, root_mode)
+        os.rename(staging, dest)  # replaces a missing or empty directory in one step
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise ReleaseTarballError(
+                "Cannot extract {0} into {1}: {2}. {1} was left as it was.".format(path, dest, exc)
+            )
+        raise
+
+
+def extract_members(path, directory, wanted, facts=None):
+    """Write only the members whose relative path `wanted(path)` accepts into existing `directory`.
+
+    For looking at parts of a tarball (e.g. ERTS binaries) in a private directory; no rename, no
+    cleanup: the caller owns `directory`.
+    """
+    try:
+        _write_members(path, directory, facts, wanted)
+    except OSError as exc:
+        raise ReleaseTarballError("Cannot extract parts of {0} into {1}: {2}".format(path, directory, exc))

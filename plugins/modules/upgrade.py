@@ -1,0 +1,125 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) otp.release contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: upgrade
+short_description: Hot-upgrade a running OTP release to an unpacked newer version
+version_added: 0.1.0
+description:
+  - Installs an unpacked newer release on the running node with C(release_handler:install_release/2), through the
+    up-script of the new version's relup, without restarting the node, then makes it permanent so that a cold
+    start boots it too.
+  - Before anything changes it checks that the node answers, that the version is unpacked and newer than the
+    running one, and that the relup has a path from the running version; it names what is missing otherwise.
+  - A failure before the point of no return is rolled back by release_handler and the node keeps its state. A crash
+    past it (for example in C(code_change)) makes release_handler restart the node on the old release; the module
+    waits for the node and says so.
+  - A relup that restarts the emulator needs the node to run with heart and a restart program; the module refuses
+    it before any change otherwise, and else waits for the new emulator and then makes the version permanent.
+author:
+  - otp.release maintainers
+extends_documentation_fragment:
+  - otp.release.common
+  - otp.release.change
+options:
+  version:
+    description:
+      - The version to upgrade to. It must be unpacked already (see M(otp.release.unpack)).
+    type: str
+    required: true
+attributes:
+  check_mode:
+    support: full
+    description: Runs C(check_install_release) only.
+  diff_mode:
+    support: full
+    description: Release states before and after.
+"""
+
+EXAMPLES = r"""
+- name: Upgrade the node to 2.0.0 (unpacked before)
+  otp.release.upgrade:
+    root: /opt/kvstore
+    version: 2.0.0
+
+- name: Upgrade, giving each process 30 s for code_change
+  otp.release.upgrade:
+    root: /opt/kvstore
+    version: 2.0.0
+    code_change_timeout: 30
+"""
+
+RETURN = r"""
+from_version:
+  description: The version the node ran before.
+  returned: success
+  type: str
+  sample: 1.0.0
+to_version:
+  description: The version the node runs now (in check mode, would run).
+  returned: success
+  type: str
+  sample: 2.0.0
+direction:
+  description: V(up), V(down), or V(none) when the node already ran O(version).
+  returned: success
+  type: str
+permanent:
+  description: Whether RV(to_version) is the permanent release.
+  returned: success
+  type: bool
+restart:
+  description: Whether the emulator restarted.
+  returned: success
+  type: str
+  choices: [none, emulator, new_emulator]
+instructions:
+  description: Counts of the relup instructions that ran, by kind.
+  returned: success
+  type: dict
+  sample: {load_object_code: 1, suspend: 1, load: 2, code_change: 1, resume: 1, point_of_no_return: 1}
+releases:
+  description: Every release of the node afterwards, with its state.
+  returned: always
+  type: list
+  elements: dict
+current:
+  description: The version the node runs afterwards.
+  returned: success
+  type: str
+start_version:
+  description: The version a cold start would boot afterwards.
+  returned: success
+  type: str
+os_pid:
+  description: The OS pid of the node's C(beam.smp) afterwards.
+  returned: success
+  type: int
+duration_ms:
+  description: Milliseconds the module spent.
+  returned: success
+  type: int
+release_handler_error:
+  description: The raw release_handler error term, when release_handler refused or failed.
+  returned: failure
+  type: raw
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.otp.release.plugins.module_utils._argspec import module_kwargs
+from ansible_collections.otp.release.plugins.module_utils._install import CHANGE_OPTIONS, run_change_module
+
+
+def main():
+    module = AnsibleModule(**module_kwargs(version=dict(type="str", required=True), **CHANGE_OPTIONS))
+    run_change_module(module, "up")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""The test world for integration tests: release tarballs, a private epmd, deployed roots, nodes.
+
+Importable from any test file or benchmark (the pytest fixtures in conftest.py are thin wrappers).
+
+A node gets its cookie from `.erlang.cookie` in a private HOME (mode 0400), never from
+`-setcookie`: erlexec copies every argument of a `-args_file` (relx's vm.args) into the argv of
+beam.smp, where `ps` shows it. For the same reason nodes are started and stopped without relx's
+`daemon`/`stop`, which pass the cookie to erl_call with `-c`: a node runs relx's own
+`bin/<name> console` under `run_erl -daemon` (what `daemon` does, minus the erl_call polling), and
+is stopped with `init:stop()` over erl_call, whose cookie also comes from that HOME.
+"""
+
+import importlib.util
+import os
+import re
+import secrets
+import shlex
+import signal
+import socket
+import string
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "tests" / "world" / "build.py"
+SYSTEM_ERTS_BIN = Path("/usr/lib/erlang/bin")
+EPMD = "/usr/bin/epmd"
+REL_NAME = "kvstore"
+
+
+class NodeError(Exception):
+    """A node did not start, did not answer, or an expression failed on it."""
+
+
+def build_world():
+    """{short name: tarball path} of the kvstore world (built once, then cached)."""
+    spec = importlib.util.spec_from_file_location("kvstore_world_build", BUILD_SCRIPT)
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    return builder.build_world()
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Epmd:
+    """An epmd of our own on 127.0.0.1 and a free port; nodes find it through ERL_EPMD_PORT."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [EPMD, "-address", "127.0.0.1", "-port", str(self.port)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.pid = self.process.pid
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise NodeError("epmd did not start on 127.0.0.1:{0}".format(self.port))
+                time.sleep(0.02)
+
+    def names(self):
+        """Names of the nodes registered with this epmd."""
+        result = subprocess.run(
+            [EPMD, "-port", str(self.port), "-names"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        return re.findall(r"^name (\S+) at port", result.stdout, re.M)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def tarball_path(world, version):
+    """A world key ("2.0.0", "truncated", ...) or a path to a tarball."""
+    return Path(world[version]) if version in world else Path(version)
+
+
+def deploy(tarball, root=None):
+    """Extract a release tarball into root (default: root/ in a new temp dir); return root.
+
+    Makes sure the root has releases/RELEASES (relx tarballs ship one)."""
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix="kvstore-")) / "root"
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    if any(root.iterdir()):
+        raise ValueError("{0} is not empty".format(root))
+    with tarfile.open(tarball, "r:gz") as archive:
+        archive.extractall(root, filter="tar")
+    if not (root / "releases" / "RELEASES").exists():
+        write_releases(root)
+    return root
+
+
+def start_data(root):
+    """(erts version, release version) from releases/start_erl.data."""
+    erts_version, version = (root / "releases" / "start_erl.data").read_text().split()
+    return erts_version, version
+
+
+def erts_bin(root):
+    """The root's own erts-*/bin, or the system's for a release built without ERTS."""
+    erts_version, _ = start_data(root)
+    bundled = root / "erts-{0}".format(erts_version) / "bin"
+    return bundled if bundled.is_dir() else SYSTEM_ERTS_BIN
+
+
+def write_releases(root):
+    """releases/RELEASES exactly as OTP writes it, by release_handler:create_RELEASES/4."""
+    _, version = start_data(root)
+    erl = erts_bin(root) / "erl"
+    rel_file = root / "releases" / version / "{0}.rel".format(REL_NAME)
+    code = 'ok = release_handler:create_RELEASES("{0}", "{0}/releases", "{1}", []), halt().'.format(
+        root, rel_file)
+    subprocess.run([str(erl), "-noshell", "-boot", "start_clean", "-eval", code],
+                   check=True, stdin=subprocess.DEVNULL, timeout=60)
+
+
+def pid_alive(pid):
+    """True while the process exists and is not a zombie."""
+    try:
+        state = Path("/proc/{0}/stat".format(pid)).read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def child_pids(pid):
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if fields[1] == str(pid):
+            children.append(int(stat.parent.name))
+    return children
+
+
+def pids_running_as(node_name):
+    """OS pids of the beam.smp processes started with `-name node_name` (names are unique)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if (cmdline.parent / "comm").read_text().strip() != "beam.smp":
+                continue
+            args = cmdline.read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if any(a == b"-name" and b == node_name.encode() for a, b in zip(args, args[1:])):
+            pids.append(int(cmdline.parent.name))
+    return [pid for pid in pids if pid_alive(pid)]
+
+
+def random_cookie():
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(32))
+
+
+class Node:
+    """A kvstore node started from a release root.
+
+    name, cookie, cookie_file (0400, in the node's private HOME), root, vm_args (the node's
+    vm.args, outside releases/), env (the variables set for the node on top of os.environ),
+    pid (last known OS pid of beam.smp), pids (every pid it had: heart may restart it).
+    """
+
+    def __init__(self, root, env=None, heart=False):
+        self.root = Path(root)
+        self.name = "kv_{0}@127.0.0.1".format(secrets.token_hex(6))
+        self.cookie = random_cookie()
+        self.files = Path(tempfile.mkdtemp(prefix="node-", dir=self.root.parent))
+        home = self.files / "home"
+        home.mkdir()
+        self.cookie_file = home / ".erlang.cookie"
+        self.cookie_file.write_text(self.cookie)
+        self.cookie_file.chmod(0o400)
+        self.vm_args = self.files / "node.vm.args"
+        lines = ["-name " + self.name,
+                 "-kernel inet_dist_use_interface {127,0,0,1}",
+                 "-start_epmd false"]
+        if heart:
+            lines.append("-heart")
+        self.vm_args.write_text("\n".join(lines) + "\n")
+        self.vm_args.chmod(0o600)
+        self.log_dir = self.files / "log"
+        self.log_dir.mkdir()
+        pipe_dir = self.files / "pipe"
+        pipe_dir.mkdir()
+        run_erl = erts_bin(self.root) / "run_erl"
+        console = "exec {0} console".format(shlex.quote(str(self.root / "bin" / REL_NAME)))
+        self.start_command = [str(run_erl), "-daemon", str(pipe_dir) + "/", str(self.log_dir) + "/", console]
+        self.env = {"HOME": str(home), "VMARGS_PATH": str(self.vm_args), "RUNNER_LOG_DIR": str(self.log_dir)}
+        if heart:
+            self.env["HEART_COMMAND"] = " ".join(shlex.quote(arg) for arg in self.start_command)
+        self.env.update(env or {})
+        self.pid = None
+        self.pids = []
+
+    def start(self, timeout=30):
+        """Start the node and wait until it has booted; return its OS pid."""
+        started = subprocess.run(
+            self.start_command, env=dict(os.environ, **self.env),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        if started.returncode != 0:
+            raise NodeError("run_erl failed for {0}: {1}".format(self.name, started.stdout))
+        return self.wait_booted(timeout)
+
+    def wait_booted(self, timeout=30):
+        """Wait until the node answers and init has started everything; return its OS pid."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                status = self.rpc("{init:get_status(), list_to_integer(os:getpid())}", timeout=5)
+            except NodeError:
+                status = None
+            match = re.fullmatch(r"\{\{started,started\},(\d+)\}", status or "")
+            if match:
+                self._record_pid(int(match.group(1)))
+                return self.pid
+            if time.monotonic() > deadline:
+                raise NodeError("node {0} did not boot within {1} s; last status {2}; log:\n{3}".format(
+                    self.name, timeout, status, self.log_tail()))
+            time.sleep(0.05)
+
+    def _record_pid(self, pid):
+        self.pid = pid
+        if pid not in self.pids:
+            self.pids.append(pid)
+
+    def rpc(self, expr_text, timeout=30):
+        """Evaluate an Erlang expression (or comma-separated expressions) on the node and return
+        the result printed with ~0p. Raises NodeError when the node does not answer or the
+        expression raises."""
+        expr = expr_text.strip()
+        if expr.endswith("."):
+            expr = expr[:-1]
+        wrapped = 'list_to_binary(io_lib:format("~0p", [begin\n' + expr + '\nend])).'
+        erl_call = erts_bin(self.root) / "erl_call"
+        if not erl_call.exists():
+            erl_call = SYSTEM_ERTS_BIN / "erl_call"
+        try:
+            result = subprocess.run(
+                [str(erl_call), "-name", self.name, "-timeout", str(timeout), "-e"],
+                input=wrapped, env=dict(os.environ, HOME=self.env["HOME"]),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout + 5,
+            )
+        except subprocess.TimeoutExpired:
+            raise NodeError("{0} did not answer within {1} s".format(self.name, timeout))
+        if result.returncode != 0:
+            raise NodeError("{0} did not answer: {1}".format(self.name, (result.stderr or result.stdout).strip()))
+        match = re.fullmatch(r"\{ok, #Bin<([0-9,]*)>\}\s*", result.stdout)
+        if not match:
+            raise NodeError("{0} failed on {1}: {2}".format(expr, self.name, result.stdout.strip()))
+        return bytes(int(byte) for byte in match.group(1).split(",") if byte).decode("latin-1")
+
+    def os_pid(self):
+        """The OS pid of beam.smp, asked from the node (it changes when heart restarts it)."""
+        self._record_pid(int(self.rpc("list_to_integer(os:getpid())")))
+        return self.pid
+
+    def alive(self):
+        """True while any OS process this node ever had, or one running under its name, exists."""
+        return any(pid_alive(pid) for pid in self.pids) or bool(pids_running_as(self.name))
+
+    def stop(self, timeout=30):
+        """init:stop() the node, wait for its OS pid to exit, and kill it if it does not."""
+        try:
+            self.os_pid()
+            self.rpc("init:stop()", timeout=5)
+        except NodeError:
+            pass
+        for pid in pids_running_as(self.name):
+            self._record_pid(pid)
+        deadline = time.monotonic() + timeout
+        while any(pid_alive(pid) for pid in self.pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in self.pids:
+            if pid_alive(pid):
+                # heart first, or it would start the node again
+                for child in child_pids(pid):
+                    os.kill(child, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def cold_restart(self, timeout=30):
+        """Stop the node and start it again from the same root; return the new OS pid."""
+        self.stop()
+        return self.start(timeout)
+
+    def log_tail(self, chars=3000):
+        logs = sorted(self.log_dir.glob("erlang.log.*"), key=lambda path: path.stat().st_mtime)
+        return logs[-1].read_text(errors="replace")[-chars:] if logs else "(no log)"
+
+
+class Nodes:
+    """Every node started through it, so that all of them can be stopped and checked."""
+
+    def __init__(self):
+        self.started = []
+
+    def start(self, root, env=None, heart=False, timeout=30):
+        node = Node(root, env=env, heart=heart)
+        self.started.append(node)
+        node.start(timeout)
+        return node
+
+    def stop_all(self):
+        for node in self.started:
+            node.stop()
+
+    def still_alive(self):
+        return [(node.name, pid) for node in self.started
+                for pid in sorted(set(node.pids + pids_running_as(node.name))) if pid_alive(pid)]
