@@ -196,19 +196,23 @@ _BLANK = "\\x00-\\x20\\x80-\\xa0"  # what erl_scan skips as white space (Latin-1
 _NAME_CHARS = "a-zA-Z0-9_@\\xc0-\\xd6\\xd8-\\xf6\\xf8-\\xff"
 _DIGITS = r"\d+(?:_\d+)*"
 
+# Order matters: the dot that ends a term before '.', "<<" before a pid, "#Ref<" before '#', a float
+# before an integer. "bad" catches anything else, so that finditer leaves no gap.
 _TOKEN = re.compile(
     r"(?P<blank>[%(blank)s]+|%%[^\n]*)"
+    r"|(?P<punct><<|>>|=>|[{}\[\]|,/:+\-])"
+    r"|(?P<atom>[a-z\xdf-\xf6\xf8-\xff][%(name)s]*)"
+    r'|(?P<string>"[^"\\]*(?:\\[\s\S][^"\\]*)*")'
     r"|(?P<float>%(digits)s\.%(digits)s(?:[eE][+-]?%(digits)s)?)"
     r"|(?P<based>%(digits)s\#[0-9a-zA-Z]+(?:_[0-9a-zA-Z]+)*)"
     r"|(?P<int>%(digits)s)"
-    r'|(?P<string>"[^"\\]*(?:\\[\s\S][^"\\]*)*")'
     r"|(?P<quoted>'[^'\\]*(?:\\[\s\S][^'\\]*)*')"
     r"|(?P<char>\$(?:\\(?:[0-7]{1,3}|x\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|\^[\s\S]|[\s\S])|[\s\S]))"
-    r"|(?P<atom>[a-z\xdf-\xf6\xf8-\xff][%(name)s]*)"
     r"|(?P<var>[A-Z_\xc0-\xd6\xd8-\xde][%(name)s]*)"
     r"|(?P<opaque><\d+\.\d+\.\d+>|\#(?:Ref|Port|Fun)<[^<>]*>)"
     r"|(?P<dot>\.(?=[%(blank)s%%]|\Z))"
-    r"|(?P<punct><<|>>|=>|[{}\[\]|,#/:+\-.])"
+    r"|(?P<other>[#.])"
+    r"|(?P<bad>[\s\S])"
     % dict(blank=_BLANK, digits=_DIGITS, name=_NAME_CHARS)
 )
 
@@ -258,61 +262,55 @@ def _unescape(text, start, end):
 
 
 def _tokenize(text):
-    """A list of (kind, value, start, end); kind is a group name of _TOKEN, the punctuation itself or 'eof'."""
+    """A list of (kind, value, start, end): kind is atom, string, number, var, opaque, reserved, dot,
+    the punctuation itself, or eof for the end of the input."""
     tokens = []
     append = tokens.append
-    match = _TOKEN.match
-    offset = 0
-    size = len(text)
-    while offset < size:
-        found = match(text, offset)
-        if found is None:
-            char = text[offset]
-            if char == '"':
-                raise _error(text, offset, "unterminated string")
-            if char == "'":
-                raise _error(text, offset, "unterminated quoted atom")
-            if char == "$":
-                raise _error(text, offset, "'$' at the end of the input: a character is missing")
-            raise _error(text, offset, "unexpected character %s" % _show_char(char))
+    for found in _TOKEN.finditer(text):
         kind = found.lastgroup
-        end = found.end()
         if kind == "blank":
-            offset = end
+            continue
+        start, end = found.span()
+        if kind == "punct" or kind == "other":
+            append((found.group(), None, start, end))
             continue
         source = found.group()
-        if kind == "int":
-            value = int(source.replace("_", ""))
-            kind = "number"
-        elif kind == "float":
-            value = float(source.replace("_", ""))
-            kind = "number"
-        elif kind == "based":
-            value = _based_integer(text, offset, source)
-            kind = "number"
-        elif kind == "string":
-            value = _unescape(text, offset + 1, end - 1)
-        elif kind == "quoted":
-            value = Atom(_unescape(text, offset + 1, end - 1))
-            kind = "atom"
-        elif kind == "char":
-            value = ord(_unescape(text, offset + 1, end)) if source[1] == "\\" else ord(source[1])
-            kind = "number"
-        elif kind == "atom":
+        if kind == "atom":
             value = Atom(source)
             if source in _RESERVED:
                 kind = "reserved"
+        elif kind == "string":
+            value = _unescape(text, start + 1, end - 1)
+        elif kind == "int":
+            kind, value = "number", int(source.replace("_", ""))
+        elif kind == "float":
+            kind, value = "number", float(source.replace("_", ""))
+        elif kind == "based":
+            kind, value = "number", _based_integer(text, start, source)
+        elif kind == "quoted":
+            kind, value = "atom", Atom(_unescape(text, start + 1, end - 1))
+        elif kind == "char":
+            kind, value = "number", (ord(_unescape(text, start + 1, end)) if source[1] == "\\" else ord(source[1]))
         elif kind == "opaque":
             value = Opaque(source)
-        elif kind == "punct":
-            kind = source
-            value = None
+        elif kind == "bad":
+            raise _bad_character(text, start)
         else:  # var, dot
             value = source
-        append((kind, value, offset, end))
-        offset = end
-    append((_EOF, None, size, size))
+        append((kind, value, start, end))
+    append((_EOF, None, len(text), len(text)))
     return tokens
+
+
+def _bad_character(text, offset):
+    char = text[offset]
+    if char == '"':
+        return _error(text, offset, "unterminated string")
+    if char == "'":
+        return _error(text, offset, "unterminated quoted atom")
+    if char == "$":
+        return _error(text, offset, "'$' at the end of the input: a character is missing")
+    return _error(text, offset, "unexpected character %s" % _show_char(char))
 
 
 def _based_integer(text, offset, source):
@@ -367,6 +365,8 @@ class _Parser(object):
             return "end of input"
         if kind == "dot":
             return "'.'"
+        if kind == ".":
+            return "'.' with no white space after it"
         source = self.text[start:end]
         if len(source) > 30:
             source = source[:27] + "..."
@@ -493,9 +493,14 @@ class _Parser(object):
             return Binary()
         data = bytearray()
         while True:
-            if self.peek() == _EOF:
+            token = self.tokens[self.index]
+            if token[0] == _EOF:
                 raise self.unterminated(opener, "binary", ">>")
-            data += self.segment()
+            if token[0] == "number" and type(token[1]) is int and self.tokens[self.index + 1][0] in (",", ">>"):
+                self.index += 1  # a plain byte, by far the most common segment
+                data.append(token[1] & 0xFF)
+            else:
+                data += self.segment()
             if self.separator(opener, "binary", ">>") == ">>":
                 return Binary(data)
 

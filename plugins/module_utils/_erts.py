@@ -22,6 +22,7 @@ import sys
 import tempfile
 from collections import namedtuple
 
+from ansible_collections.otp.release.plugins.module_utils._erlterm import is_atom
 from ansible_collections.otp.release.plugins.module_utils._tarball import (
     ReleaseTarballError,
     extract_members,
@@ -119,7 +120,10 @@ def _parse_elf(path, data):
         raise ValueError("address {0:#x} is outside the file".format(address))
 
     def text_at(offset):
-        return data[offset:data.index(b"\0", offset)].decode("utf-8", "surrogateescape")
+        end = data.find(b"\0", offset)
+        if end < 0:
+            raise ValueError("unterminated string at {0:#x}".format(offset))
+        return data[offset:end].decode("utf-8", "surrogateescape")
 
     interp = None
     entries = []  # (tag, value) of the dynamic section
@@ -371,9 +375,8 @@ class LibraryFinder:
 # ---- the checks -------------------------------------------------------------------------------------
 
 def _relative(root, path):
-    path = os.path.realpath(path)
-    real_root = os.path.realpath(root)
-    return os.path.relpath(path, real_root) if path.startswith(real_root + os.sep) else path
+    root, path = os.path.abspath(root), os.path.abspath(path)
+    return os.path.relpath(path, root) if path.startswith(root + os.sep) else path
 
 
 def check_erts_bundled(root, erts_version):
@@ -470,57 +473,57 @@ def check_libc(root, beam, host):
         if needed > present:
             return _result("libc", False, "{0} needs glibc {1} or newer but this host has glibc {2}: build the "
                            "release on a host with an older glibc.".format(name, needed_text, present_text))
-        detail += " ({0} needs glibc {1}, the host has {2})".format(name, needed_text, present_text)
+        detail += " (it needs glibc {0} or newer; the host has {1})".format(needed_text, present_text)
     return _result("libc", True, detail + ".")
 
 
 def check_shared_libraries(root, beam, libraries, finder=None):
     """Every DT_NEEDED of beam.smp and of the NIF/driver libraries (and of what they load) resolves here."""
     finder = finder or LibraryFinder()
-    starts = ([beam] if os.path.isfile(beam) else []) + list(libraries)
-    problems = []
-    queue = []
-    for start in starts:
+    queue = []  # (ElfFile, name to show, the release file it is loaded for or None)
+    for start in ([beam] if os.path.isfile(beam) else []) + list(libraries):
         try:
-            queue.append((finder.elf(start), start))
+            queue.append((finder.elf(start), _relative(root, start), None))
         except ErtsCheckError:
             pass  # reported by elf_arch
-    seen = set(os.path.realpath(elf.path) for elf, _start in queue)
+    starts = len(queue)
+    seen = set(os.path.realpath(elf.path) for elf, _name, _for in queue)
+    problems = []
     checked = 0
     while queue:
-        elf, start = queue.pop(0)
+        elf, needer, loaded_for = queue.pop(0)
         checked += 1
-        needer = _relative(root, elf.path)
-        via = "" if os.path.realpath(elf.path) == os.path.realpath(start) else " (loaded for {0})".format(_relative(root, start))
+        if loaded_for:
+            needer = "{0} (loaded for {1})".format(needer, loaded_for)
         for soname in elf.needed:
             found = finder.find(soname, elf)
             if found is None:
-                problems.append("{0} needed by {1}{2} is not found".format(soname, needer, via))
+                problems.append("{0} needed by {1} is not found".format(soname, needer))
                 continue
             found_elf = finder.elf(found)
             lacking = [v for v in elf.version_needs.get(soname, []) if v not in found_elf.version_defs]
             if lacking and found_elf.version_defs:  # no version info at all is only a loader warning
-                problems.append("{0}{1} needs {2} of {3}, which {4} lacks".format(
-                    needer, via, ", ".join(lacking), soname, found))
+                problems.append("{0} needs {1} of {2}, which {3} lacks".format(needer, ", ".join(lacking), soname, found))
             real = os.path.realpath(found)
             if real not in seen:
                 seen.add(real)
-                queue.append((found_elf, start))
+                queue.append((found_elf, found, loaded_for or needer))
     if problems:
         return _result("shared_libraries", False, "; ".join(problems) + ": install the packages that provide them "
                        "on this host, or ship the libraries in the application's priv directory.")
-    return _result("shared_libraries", True, "All {0} shared libraries needed by beam.smp{1} resolve on this "
-                   "host.".format(checked - len(starts), " and {0} NIF/driver librar{1}".format(
-                       len(libraries), "y" if len(libraries) == 1 else "ies") if libraries else ""))
+    needers = (["beam.smp"] if os.path.isfile(beam) else []) + (
+        ["{0} NIF/driver librar{1}".format(len(libraries), "y" if len(libraries) == 1 else "ies")] if libraries else [])
+    return _result("shared_libraries", True, "All {0} shared libraries needed by {1} resolve on this host.".format(
+        checked - starts, " and ".join(needers) or "nothing (no beam.smp, no NIFs)"))
 
 
 def relup_restart_kind(instructions):
     """'new_emulator' (restart_new_emulator, normally first), 'emulator' (restart_emulator, normally
     last) or 'none', for the instruction list of one relup entry."""
-    atoms = [item for item in instructions or [] if isinstance(item, str)]
-    if "restart_new_emulator" in atoms:
+    instructions = instructions or []
+    if any(is_atom(item, "restart_new_emulator") for item in instructions):
         return "new_emulator"
-    if "restart_emulator" in atoms:
+    if any(is_atom(item, "restart_emulator") for item in instructions):
         return "emulator"
     return "none"
 

@@ -15,7 +15,7 @@ from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, 
 from ansible_collections.otp.release.plugins.module_utils._erts import relup_restart_kind
 from ansible_collections.otp.release.plugins.module_utils._node import NodeError, NodeException
 from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError, Target
-from ansible_collections.otp.release.plugins.module_utils._versions import previous_version, version_key
+from ansible_collections.otp.release.plugins.module_utils._versions import current_version, previous_version, version_key
 
 
 class InstallError(Exception):
@@ -70,18 +70,13 @@ class Plan(object):
         self.states = states
 
 
+def _releases(states):
+    return [dict(version=v, state=s) for v, s in states.items()]
+
+
 def running_version(states):
-    """The version the node runs: the current one, else the permanent one."""
-    for wanted in ("current", "permanent"):
-        for version, state in states.items():
-            if state == wanted:
-                return version
-    return None
-
-
-def default_downgrade_target(states):
-    releases = [dict(version=v, state=s) for v, s in states.items()]
-    return previous_version(releases)
+    """The version the node runs, from {version: state}."""
+    return current_version(_releases(states))
 
 
 def plan_change(target, states, to_version, direction):
@@ -90,7 +85,7 @@ def plan_change(target, states, to_version, direction):
     node = target.identity.node
     running = running_version(states)
     if to_version is None:
-        to_version = default_downgrade_target(states)
+        to_version = previous_version(_releases(states))
         if to_version is None:
             raise InstallError("Node %s runs %s and has no old release below it to go back to (releases: %s)."
                                % (node, running, _states_text(states)))

@@ -21,7 +21,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass, field
 
-from ansible_collections.otp.release.plugins.module_utils._erlterm import ParseError, parse_all
+from ansible_collections.otp.release.plugins.module_utils._erlterm import ParseError, is_atom, parse_all
 
 BLOCK_SIZE = 1 << 20
 INFLATE_CHUNK = 1 << 16
@@ -310,16 +310,16 @@ def parse_rel(text, source):
     shape_error = ReleaseTarballError(
         "{0} is not a release file: expected {{release, {{Name, Vsn}}, {{erts, ErtsVsn}}, [{{App, AppVsn}}, ...]}}.".format(source)
     )
-    if len(terms) != 1 or not isinstance(terms[0], tuple) or len(terms[0]) != 4 or terms[0][0] != "release":
+    if len(terms) != 1 or not isinstance(terms[0], tuple) or len(terms[0]) != 4 or not is_atom(terms[0][0], "release"):
         raise shape_error
     _tag, name_vsn, erts, apps = terms[0]
     if not (isinstance(name_vsn, tuple) and len(name_vsn) == 2 and all(isinstance(x, str) for x in name_vsn)):
         raise shape_error
-    if not (isinstance(erts, tuple) and len(erts) == 2 and erts[0] == "erts" and isinstance(erts[1], str)):
+    if not (isinstance(erts, tuple) and len(erts) == 2 and is_atom(erts[0], "erts") and isinstance(erts[1], str)):
         raise shape_error
     if not isinstance(apps, list) or not all(isinstance(app, tuple) and 2 <= len(app) <= 4 for app in apps):
         raise shape_error
-    return name_vsn[0], name_vsn[1], erts[1], [(str(app[0]), str(app[1])) for app in apps]
+    return str(name_vsn[0]), str(name_vsn[1]), str(erts[1]), [(str(app[0]), str(app[1])) for app in apps]
 
 
 def _parse_relup(path, member_name, text, version):

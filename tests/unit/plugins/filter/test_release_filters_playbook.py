@@ -107,7 +107,7 @@ CASES = {
     "query_hostvars": "hostvars | otp.release.release_query('sort(values(@)[].current)', 'otp_info', hosts=ansible_play_hosts)",
     "query_hostvars_down": "hostvars | otp.release.release_query('values(@)[?running == `false`].node', 'otp_info', hosts=ansible_play_hosts)",
     "query_keys_every_host": "hostvars | otp.release.release_query('sort(keys(@))', 'otp_info')",
-    "query_selects_nothing": "otp_info | otp.release.release_query('no.such.key')",
+    "query_selects_nothing": "[otp_info | otp.release.release_query('no.such.key')]",
 }
 
 EXPECTED = {
@@ -130,7 +130,7 @@ EXPECTED = {
     "query_hostvars": ["1.0.0", "2.0.0", "2.0.0", "2.0.0"],
     "query_hostvars_down": ["kvstore@app2"],
     "query_keys_every_host": ["app1", "app2", "app3", "app4", "app6", "other"],
-    "query_selects_nothing": None,
+    "query_selects_nothing": [None],
 }
 
 # case -> (expression, text the failure message must contain)

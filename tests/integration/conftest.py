@@ -1,0 +1,81 @@
+"""Fixtures of the kvstore test world: tarballs, a private epmd, deployed roots and nodes.
+
+The logic lives in world.py so that other test files and the benchmarks can import it."""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import world as kvworld  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def world():
+    """{short name: tarball path}: "1.0.0", "2.0.0", "3.0.0", "1.1.0", "1.2.0", "2.0.0-noerts",
+    "truncated", "dotdot", "absolute", "symlink-out", "hardlink-out", "foreign-erts", "missing-lib"."""
+    return kvworld.build_world()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def epmd():
+    """A private epmd on 127.0.0.1; ERL_EPMD_PORT points every node, erl_call and ansible run at it."""
+    daemon = kvworld.Epmd()
+    previous = os.environ.get("ERL_EPMD_PORT")
+    os.environ["ERL_EPMD_PORT"] = str(daemon.port)
+    yield daemon
+    if previous is None:
+        os.environ.pop("ERL_EPMD_PORT", None)
+    else:
+        os.environ["ERL_EPMD_PORT"] = previous
+    daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def all_nodes(epmd):
+    """Every node this session started; at the end none of them may still be alive."""
+    nodes = kvworld.Nodes()
+    yield nodes
+    nodes.stop_all()
+    alive = nodes.still_alive()
+    registered = [name for name in epmd.names() if name + "@127.0.0.1" in {n.name for n in nodes.started}]
+    assert not alive and not registered, "nodes still alive at session end: {0} {1}".format(alive, registered)
+
+
+@pytest.fixture
+def deploy(world):
+    """deploy(version, root=None) -> root: extract a world tarball (or a tarball path) into a
+    fresh temp root, or into root; the temp dirs are removed after the test."""
+    made = []
+
+    def deploy_version(version, root=None):
+        new_root = kvworld.deploy(kvworld.tarball_path(world, version), root)
+        if root is None:
+            made.append(new_root.parent)
+        return new_root
+
+    yield deploy_version
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def start_node(deploy, all_nodes):
+    """start_node(root, env=None, heart=False) -> Node; the nodes are stopped after the test,
+    even when it fails."""
+    started = []
+
+    def start(root, env=None, heart=False, timeout=30):
+        node_count = len(all_nodes.started)
+        try:
+            return all_nodes.start(root, env=env, heart=heart, timeout=timeout)
+        finally:
+            started.extend(all_nodes.started[node_count:])
+
+    yield start
+    for node in started:
+        node.stop()
