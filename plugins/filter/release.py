@@ -33,10 +33,11 @@ def _info_by_host(data, var, hosts, filter_name):
         raise AnsibleFilterError(
             f"{filter_name}: the input must be hostvars or a mapping of host -> variables, not {type(data).__name__}"
         )
+    var = to_plain(var)
     if not isinstance(var, str) or not var:
         raise AnsibleFilterError(
-            f"{filter_name}: name the variable that holds each host's otp.release.info result, for example"
-            f" hostvars | otp.release.{filter_name}('otp_info', hosts=ansible_play_hosts); got {var!r}"
+            f"{filter_name}: name the variable that holds each host's otp.release.info result (var), for example"
+            f" var='otp_info' with hosts=ansible_play_hosts; got {var!r}"
         )
     if hosts is None:
         wanted = None

@@ -94,7 +94,7 @@ class Binary(bytes):
 class ImproperList(list):
     """A list whose last tail is not a list: [a, b | tail]."""
 
-    def __init__(self, items=(), tail=None):
+    def __init__(self, items, tail):
         super(ImproperList, self).__init__(items)
         self.tail = tail
 
@@ -194,7 +194,7 @@ _QUOTED_ON_OUTPUT = _RESERVED | {"maybe", "else"}
 
 _BLANK = "\\x00-\\x20\\x80-\\xa0"  # what erl_scan skips as white space (Latin-1 controls and NBSP too)
 _NAME_CHARS = "a-zA-Z0-9_@\\xc0-\\xd6\\xd8-\\xf6\\xf8-\\xff"
-_DIGITS = r"\d+(?:_\d+)*"
+_DIGITS = r"[0-9]+(?:_[0-9]+)*"
 
 # Order matters: the dot that ends a term before '.', "<<" before a pid, "#Ref<" before '#', a float
 # before an integer. "bad" catches anything else, so that finditer leaves no gap.
@@ -209,7 +209,7 @@ _TOKEN = re.compile(
     r"|(?P<quoted>'[^'\\]*(?:\\[\s\S][^'\\]*)*')"
     r"|(?P<char>\$(?:\\(?:[0-7]{1,3}|x\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|\^[\s\S]|[\s\S])|[\s\S]))"
     r"|(?P<var>[A-Z_\xc0-\xd6\xd8-\xde][%(name)s]*)"
-    r"|(?P<opaque><\d+\.\d+\.\d+>|\#(?:Ref|Port|Fun)<[^<>]*>)"
+    r"|(?P<opaque><[0-9]+\.[0-9]+\.[0-9]+>|\#(?:Ref|Port|Fun)<[^<>]*>)"
     r"|(?P<dot>\.(?=[%(blank)s%%]|\Z))"
     r"|(?P<other>[#.])"
     r"|(?P<bad>[\s\S])"

@@ -101,6 +101,7 @@ class _GzipStream:
         self._buffer = b""
         self._offset = 0
         self._finished = False
+        self._magic = b""
         self.sha256 = hashlib.sha256()
         self.size = 0  # compressed bytes read
         self.position = 0  # inflated bytes handed out
@@ -129,6 +130,8 @@ class _GzipStream:
             block = self._handle.read(BLOCK_SIZE)
         except OSError as exc:
             raise ReleaseTarballError("Cannot read {0}: {1}".format(self._path, exc.strerror or exc))
+        if not self.size:
+            self._magic = block[:2]
         self.sha256.update(block)
         self.size += len(block)
         return block
@@ -146,7 +149,7 @@ class _GzipStream:
             try:
                 inflated = self._inflate.decompress(data, INFLATE_CHUNK)
             except zlib.error as exc:
-                if self.position == 0 and not self._inflate.unconsumed_tail and self.size <= BLOCK_SIZE:
+                if self._magic != b"\x1f\x8b":
                     raise _corrupt(self._path, "not gzip-compressed data ({0}); release tarballs are .tar.gz".format(exc))
                 raise _corrupt(self._path, "zlib: {0}".format(exc))
             if inflated:
@@ -191,7 +194,7 @@ class _Members:
         self.count = 0
         self.data_end = 0  # where the last member's data ends in the tar stream
 
-    def resolve(self, member_name, parts):
+    def resolve(self, member_name, parts, subject=""):
         """Physical path of `parts` from the root, following the archive's symlinks."""
         resolved = []
         pending = list(parts)
@@ -202,7 +205,7 @@ class _Members:
                 continue
             if part == "..":
                 if not resolved:
-                    raise _refuse(self.path, member_name, "leads outside the release root")
+                    raise _refuse(self.path, member_name, subject + "leads outside the release root")
                 resolved.pop()
                 continue
             resolved.append(part)
@@ -210,7 +213,7 @@ class _Members:
             if target is not None:
                 hops += 1
                 if hops > SYMLINK_HOPS_LIMIT:
-                    raise _refuse(self.path, member_name, "goes through a symlink loop")
+                    raise _refuse(self.path, member_name, subject + "goes through a symlink loop")
                 resolved.pop()
                 pending[:0] = target.split("/")
         return tuple(resolved)
@@ -256,7 +259,7 @@ class _Members:
         elif member.islnk():
             if member.linkname.startswith("/"):
                 raise _refuse(self.path, name, "is a hard link to an absolute path {0!r}".format(member.linkname))
-            source = self.resolve(name, member.linkname.split("/"))
+            source = self.resolve(name, member.linkname.split("/"), "is a hard link to {0!r} that ".format(member.linkname))
             if self.kinds.get(source) != "file":
                 raise _refuse(self.path, name, "is a hard link to {0!r}, which is not an earlier file of the archive".format(member.linkname))
         return physical, source
@@ -264,7 +267,7 @@ class _Members:
     def check_symlink_targets(self):
         """Every link, with all the archive's links known, must end up inside the root."""
         for link, target in self.symlinks.items():
-            self.resolve("/".join(link), list(link[:-1]) + target.split("/"))
+            self.resolve("/".join(link), list(link[:-1]) + target.split("/"), "is a symlink to {0!r} that ".format(target))
 
 
 def _walk(path, visit):

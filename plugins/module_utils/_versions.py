@@ -45,6 +45,8 @@ def current_version(releases):
 def previous_version(releases):
     """The newest `old` release below the current one (see current_version), or None.
 
+    The permanent release counts as well when the node runs a newer one that is only current.
+
     `releases` is the list of {version, state, erts} that every module returns.
     """
     current = current_version(releases)
@@ -54,7 +56,7 @@ def previous_version(releases):
     old_versions = [
         release.get("version")
         for release in releases
-        if release.get("state") == "old" and release.get("version") is not None
+        if release.get("state") in ("old", "permanent") and release.get("version") is not None
     ]
     older = [version for version in old_versions if version_key(version) < current_key]
     return max(older, key=version_key) if older else None

@@ -186,6 +186,7 @@ class Node:
 
     def __init__(self, root, env=None, heart=False):
         self.root = Path(root)
+        self.erts_bin = erts_bin(self.root)
         self.name = "kv_{0}@127.0.0.1".format(secrets.token_hex(6))
         self.cookie = random_cookie()
         self.files = Path(tempfile.mkdtemp(prefix="node-", dir=self.root.parent))
@@ -206,7 +207,7 @@ class Node:
         self.log_dir.mkdir()
         pipe_dir = self.files / "pipe"
         pipe_dir.mkdir()
-        run_erl = erts_bin(self.root) / "run_erl"
+        run_erl = self.erts_bin / "run_erl"
         console = "exec {0} console".format(shlex.quote(str(self.root / "bin" / REL_NAME)))
         self.start_command = [str(run_erl), "-daemon", str(pipe_dir) + "/", str(self.log_dir) + "/", console]
         self.env = {"HOME": str(home), "VMARGS_PATH": str(self.vm_args), "RUNNER_LOG_DIR": str(self.log_dir)}
@@ -255,8 +256,9 @@ class Node:
         expr = expr_text.strip()
         if expr.endswith("."):
             expr = expr[:-1]
-        wrapped = 'list_to_binary(io_lib:format("~0p", [begin\n' + expr + '\nend])).'
-        erl_call = erts_bin(self.root) / "erl_call"
+        # erl_call -e wants the form to end with a full stop and a newline
+        wrapped = 'list_to_binary(io_lib:format("~0p", [begin\n' + expr + '\nend])).\n'
+        erl_call = self.erts_bin / "erl_call"
         if not erl_call.exists():
             erl_call = SYSTEM_ERTS_BIN / "erl_call"
         try:
@@ -329,7 +331,8 @@ class Nodes:
 
     def stop_all(self):
         for node in self.started:
-            node.stop()
+            if node.alive():
+                node.stop()
 
     def still_alive(self):
         return [(node.name, pid) for node in self.started

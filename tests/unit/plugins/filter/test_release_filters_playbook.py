@@ -123,7 +123,7 @@ EXPECTED = {
         "app6": ["no release information"],
     },
     "drift_none": {},
-    "previous_version": {"app1": "1.10.0", "app2": None, "app3": "1.0.0", "app4": None, "app5": None, "app6": None},
+    "previous_version": {"app1": "1.10.0", "app2": None, "app3": "1.0.0", "app4": "1.0.0", "app5": None, "app6": None},
     "previous_version_here": "1.10.0",
     "query_one_result": ["1.9.0", "1.10.0"],
     "query_function_on_tagged": ["1.10.0", "1.9.0", "2.0.0"],

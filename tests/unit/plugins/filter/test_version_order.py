@@ -48,10 +48,10 @@ def _releases(*pairs):
     [
         (_releases(("2.0.0", "permanent"), ("1.0.0", "old")), "2.0.0", "1.0.0"),
         (_releases(("1.9.0", "old"), ("2.0.0", "permanent"), ("1.10.0", "old"), ("1.2.0", "old")), "2.0.0", "1.10.0"),
-        # only `old` releases below the current one count
+        # only `old` releases (and a permanent one under a newer current) below the current one count
         (_releases(("2.0.0", "permanent"), ("3.0.0", "old"), ("1.0.0", "unpacked")), "2.0.0", None),
         # the current release wins over the permanent one
-        (_releases(("3.0.0", "current"), ("2.0.0", "permanent"), ("1.0.0", "old")), "3.0.0", "1.0.0"),
+        (_releases(("3.0.0", "current"), ("2.0.0", "permanent"), ("1.0.0", "old")), "3.0.0", "2.0.0"),
         (_releases(("2.0.0", "permanent"), ("2.0.0-rc1", "old"), ("1.0.0", "old")), "2.0.0", "2.0.0-rc1"),
         (_releases(("2.0.0", "permanent")), "2.0.0", None),
         (_releases(("1.0.0", "old"), ("2.0.0", "unpacked")), None, None),
