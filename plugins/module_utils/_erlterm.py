@@ -32,6 +32,7 @@ Bitstrings (a bit count that is not a multiple of 8) and float/utf16/utf32 binar
 
 from __future__ import annotations
 
+import math
 import re
 
 __all__ = [
@@ -496,7 +497,7 @@ class _Parser(object):
             token = self.tokens[self.index]
             if token[0] == _EOF:
                 raise self.unterminated(opener, "binary", ">>")
-            if token[0] == "number" and type(token[1]) is int and self.tokens[self.index + 1][0] in (",", ">>"):
+            if token[0] == "number" and isinstance(token[1], int) and self.tokens[self.index + 1][0] in (",", ">>"):
                 self.index += 1  # a plain byte, by far the most common segment
                 data.append(token[1] & 0xFF)
             else:
@@ -559,7 +560,7 @@ class _Parser(object):
         return b"".join((code & mask).to_bytes(size // 8, order) for code in values)
 
     def external_fun(self, token):
-        module, colon, function, slash, arity = (self.next() for _ in range(5))
+        module, colon, function, slash, arity = [self.next() for step in range(5)]
         if not (module[0] == "atom" and colon[0] == ":" and function[0] == "atom" and slash[0] == "/"
                 and arity[0] == "number" and isinstance(arity[1], int)):
             raise self.fail(token, "expected fun Module:Function/Arity")
@@ -654,12 +655,12 @@ def _format_binary(data):
 
 
 def _format_float(number):
-    if number != number or number in (float("inf"), float("-inf")):
+    if math.isnan(number) or math.isinf(number):
         raise ValueError("Erlang has no float %r" % number)
-    mantissa, _, exponent = repr(number).partition("e")
+    mantissa, marker, exponent = repr(number).partition("e")
     if "." not in mantissa:
-        mantissa += ".0"
-    return mantissa + ("e%d" % int(exponent) if exponent else "")
+        mantissa += ".0"  # Erlang needs digits on both sides of the point: 1e-05 -> 1.0e-5
+    return mantissa + ("e%d" % int(exponent) if marker else "")
 
 
 def format_term(value):

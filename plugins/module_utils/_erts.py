@@ -24,6 +24,7 @@ from collections import namedtuple
 
 from ansible_collections.otp.release.plugins.module_utils._erlterm import is_atom
 from ansible_collections.otp.release.plugins.module_utils._tarball import (
+    INCLUDE_ERTS_HINT,
     ReleaseTarballError,
     extract_members,
     inspect,
@@ -384,9 +385,8 @@ def check_erts_bundled(root, erts_version):
     if os.path.isdir(os.path.join(root, erts_dir)):
         return _result("erts_bundled", True, "{0} is bundled with the release.".format(erts_dir))
     others = sorted(os.path.basename(p) for p in glob.glob(os.path.join(root, "erts-*")))
-    return _result("erts_bundled", False, "The .rel needs ERTS {0} but there is no {1}/ ({2}); hot upgrades "
-                   "need ERTS bundled: rebuild with include_erts true.".format(
-                       erts_version, erts_dir, "found: " + ", ".join(others) if others else "no erts-* at all"))
+    return _result("erts_bundled", False, "The .rel needs ERTS {0} but there is no {1}/ ({2}); {3}.".format(
+        erts_version, erts_dir, "found: " + ", ".join(others) if others else "no erts-* at all", INCLUDE_ERTS_HINT))
 
 
 def check_erts_matches_rel(root, erts_version):

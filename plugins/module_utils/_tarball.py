@@ -375,9 +375,10 @@ def inspect(path, name=None, version=None, allow_missing_erts=False):
     relup_texts = {}  # vsn -> (member name, text)
     beam_versions = set()
     top_level = set()
-    has_releases_file = []
+    has_releases_file = False
 
     def visit(tar, member, physical, _source):
+        nonlocal has_releases_file
         if not physical:
             return
         top_level.add(physical[0])
@@ -385,7 +386,7 @@ def inspect(path, name=None, version=None, allow_missing_erts=False):
         if not member.isreg():
             return
         if relative == "releases/RELEASES":
-            has_releases_file.append(True)
+            has_releases_file = True
         match = BEAM_MEMBER.fullmatch(relative)
         if match:
             beam_versions.add(match.group(1))
@@ -428,7 +429,7 @@ def inspect(path, name=None, version=None, allow_missing_erts=False):
         relup=relup_text,
         relup_up_from=up_from,
         relup_down_to=down_to,
-        has_releases_file=bool(has_releases_file),
+        has_releases_file=has_releases_file,
         top_level=sorted(top_level),
     )
 
@@ -488,7 +489,11 @@ def extract(path, dest, facts):
     owners are not changed: files belong to the user running this.
     """
     dest = os.path.abspath(dest)
-    if os.path.lexists(dest) and not (os.path.isdir(dest) and not os.path.islink(dest) and not os.listdir(dest)):
+    if os.path.islink(dest):
+        raise ReleaseTarballError(
+            "{0} is a symlink: give the real directory ({1}) as the release root.".format(dest, os.path.realpath(dest))
+        )
+    if os.path.lexists(dest) and not (os.path.isdir(dest) and not os.listdir(dest)):
         raise ReleaseTarballError(
             "{0} exists and is not an empty directory: a tarball is extracted only for a first install. "
             "Unpack upgrades through the running node (release_handler), never over a live root.".format(dest)

@@ -144,16 +144,20 @@ def pid_alive(pid):
     return state not in ("Z", "X")
 
 
-def child_pids(pid):
-    children = []
+def descendant_pids(pid):
+    """Children, grandchildren, ... of pid (beam.smp starts heart through erl_child_setup)."""
+    parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-        if fields[1] == str(pid):
-            children.append(int(stat.parent.name))
-    return children
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
 
 
 def pids_running_as(node_name):
@@ -256,8 +260,10 @@ class Node:
         expr = expr_text.strip()
         if expr.endswith("."):
             expr = expr[:-1]
-        # erl_call -e wants the form to end with a full stop and a newline
-        wrapped = 'list_to_binary(io_lib:format("~0p", [begin\n' + expr + '\nend])).\n'
+        # erl_call prints only short binaries in full and escapes strings loosely, so the text
+        # comes back hex-encoded; -e wants the form to end with a full stop and a newline.
+        wrapped = ('binary_to_list(binary:encode_hex(list_to_binary(io_lib:format("~0p", [begin\n'
+                   + expr + '\nend])))).\n')
         erl_call = self.erts_bin / "erl_call"
         if not erl_call.exists():
             erl_call = SYSTEM_ERTS_BIN / "erl_call"
@@ -271,10 +277,10 @@ class Node:
             raise NodeError("{0} did not answer within {1} s".format(self.name, timeout))
         if result.returncode != 0:
             raise NodeError("{0} did not answer: {1}".format(self.name, (result.stderr or result.stdout).strip()))
-        match = re.fullmatch(r"\{ok, #Bin<([0-9,]*)>\}\s*", result.stdout)
+        match = re.fullmatch(r'\{ok, "([0-9A-F]*)"\}\s*', result.stdout)
         if not match:
             raise NodeError("{0} failed on {1}: {2}".format(expr, self.name, result.stdout.strip()))
-        return bytes(int(byte) for byte in match.group(1).split(",") if byte).decode("latin-1")
+        return bytes.fromhex(match.group(1)).decode("latin-1")
 
     def os_pid(self):
         """The OS pid of beam.smp, asked from the node (it changes when heart restarts it)."""
@@ -286,23 +292,25 @@ class Node:
         return any(pid_alive(pid) for pid in self.pids) or bool(pids_running_as(self.name))
 
     def stop(self, timeout=30):
-        """init:stop() the node, wait for its OS pid to exit, and kill it if it does not."""
+        """init:stop() the node, wait for its OS pid to exit, and kill it if it does not
+        (at once when it does not answer)."""
         try:
-            self.os_pid()
-            self.rpc("init:stop()", timeout=5)
+            self._record_pid(int(self.rpc("Pid = os:getpid(), init:stop(), list_to_integer(Pid)", timeout=5)))
+            deadline = time.monotonic() + timeout
         except NodeError:
-            pass
+            deadline = time.monotonic()
         for pid in pids_running_as(self.name):
             self._record_pid(pid)
-        deadline = time.monotonic() + timeout
         while any(pid_alive(pid) for pid in self.pids) and time.monotonic() < deadline:
             time.sleep(0.05)
         for pid in self.pids:
             if pid_alive(pid):
                 # heart first, or it would start the node again
-                for child in child_pids(pid):
-                    os.kill(child, signal.SIGKILL)
-                os.kill(pid, signal.SIGKILL)
+                for child in descendant_pids(pid) + [pid]:
+                    try:
+                        os.kill(child, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
         deadline = time.monotonic() + 10
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -157,7 +157,7 @@ READ = [
 ]
 
 
-@pytest.mark.parametrize("text, expected", READ, ids=[text for text, _ in READ])
+@pytest.mark.parametrize("text, expected", READ, ids=[case[0] for case in READ])
 def test_parse(text, expected):
     assert same(parse(text), expected)
 
@@ -168,7 +168,7 @@ def test_atom_is_a_str_told_apart_by_type():
     assert repr(ok) == "Atom('ok')"
     assert is_atom(ok) and is_atom(ok, "ok") and not is_atom(ok, "error")
     assert not is_atom(parse('"ok"')) and not is_atom("ok")
-    assert type(str(ok)) is str
+    assert not isinstance(str(ok), Atom)
     assert is_atom(parse("true"), "true") and parse("true") is not True
     assert json.dumps(ok) == '"ok"'
 
@@ -359,7 +359,7 @@ FORMAT = [
 ]
 
 
-@pytest.mark.parametrize("value, text", FORMAT, ids=[text for _, text in FORMAT])
+@pytest.mark.parametrize("value, text", FORMAT, ids=[case[1] for case in FORMAT])
 def test_format_term(value, text):
     assert format_term(value) == text
 
@@ -427,7 +427,7 @@ def test_to_plain():
                      "<0.1.0>", 1.5, [], "\ufffd"]
     assert json.loads(json.dumps(plain)) == plain
     for value in (plain[0], plain[1], plain[5]):
-        assert type(value) is str
+        assert isinstance(value, str) and not isinstance(value, (Atom, Opaque))
     assert to_plain({True: None, None: False}) == {"true": None, "undefined": False}
     with pytest.raises(TypeError):
         to_plain(object())
@@ -453,8 +453,8 @@ def test_relup():
     [(version, up, down)] = parse_all(fixture("relup"))
     assert version == "2.0.0"
     [(up_from, up_description, up_steps)] = up
-    [(down_to, _, down_steps)] = down
-    assert (up_from, up_description, down_to) == ("1.0.0", [], "1.0.0")
+    [(down_to, down_description, down_steps)] = down
+    assert (up_from, up_description, down_to, down_description) == ("1.0.0", [], "1.0.0", [])
     assert same(up_steps[0], (A("load_object_code"), (A("shop"), "2.0.0", [A("shop_price"), A("shop_srv"), A("shop_sup")])))
     assert same(up_steps[1], A("point_of_no_return"))
     assert same(up_steps[5], (A("code_change"), A("up"), [(A("shop_srv"), [])]))

@@ -7,10 +7,10 @@ import os
 import struct
 import sys
 import tarfile
+import tempfile
 
 import pytest
 
-from ansible_collections.otp.release.plugins.module_utils import _erts
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, parse
 from ansible_collections.otp.release.plugins.module_utils._erts import (
     ErtsCheckError,
@@ -410,7 +410,10 @@ def tarball(path, files):
     return str(path)
 
 
-def test_verify_tarball_synthetic(tmp_path):
+def test_verify_tarball_synthetic(tmp_path, monkeypatch):
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     beam = host_like(needed=HOST.needed) + b"(BEAM) emulator version 13.1.5\0"
     files = [
         ("releases/1.0.0/kvstore.rel", (REL % "13.1.5").encode(), 0o644),
@@ -425,7 +428,7 @@ def test_verify_tarball_synthetic(tmp_path):
     assert [name for name, result in results.items() if not result["ok"]] == ["shared_libraries"]
     assert results["shared_libraries"]["detail"].startswith(
         "libmissing-for-test.so.3 needed by lib/kvstore-1.0.0/priv/kvstore_nif.so is not found")
-    assert not glob.glob(os.path.join(os.environ.get("TMPDIR", "/tmp"), "otp-release-verify-*"))
+    assert os.listdir(str(private_tmp)) == []  # the extracted parts are gone
 
 
 def test_verify_tarball_without_erts(tmp_path):

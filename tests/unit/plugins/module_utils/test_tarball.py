@@ -372,3 +372,11 @@ def test_real_relx_style_layout_with_directories(tmp_path):
     assert facts.members == len(entries) + 9
     extract(path, str(tmp_path / "root"), facts)
     assert (tmp_path / "root" / "erts-13.1.5" / "bin" / "beam.smp").exists()
+
+
+def test_extract_refuses_a_symlinked_root(tmp_path, good):
+    (tmp_path / "real").mkdir()
+    os.symlink(str(tmp_path / "real"), str(tmp_path / "root"))
+    with pytest.raises(ReleaseTarballError, match="is a symlink: give the real directory"):
+        extract(good, str(tmp_path / "root"), inspect(good))
+    assert os.listdir(str(tmp_path / "real")) == []
