@@ -68,13 +68,15 @@ probe_python() {
 }
 
 find_python() {
+    local dirs=() dir candidate best_minor=0 best="" found="" minor path
     if [ -n "${PYTHON:-}" ]; then
-        probe_python "$PYTHON" || die "PYTHON=$PYTHON does not run or lacks venv/ensurepip"
+        found=$(probe_python "$PYTHON") || die "PYTHON=$PYTHON does not run or lacks venv/ensurepip"
+        [ "${found%% *}" -ge "$MIN_PYTHON" ] || die "PYTHON=$PYTHON is older than 3.$MIN_PYTHON"
+        echo "$found"
         return
     fi
-    local dirs=() dir candidate best_minor=0 best="" found minor path
     IFS=: read -r -a dirs <<< "${PATH:-}"
-    dirs+=(/usr/local/bin /usr/bin "$HOME"/.pyenv/versions/*/bin)
+    dirs+=(/usr/local/bin /usr/bin "${HOME:-/root}"/.pyenv/versions/*/bin)
     for dir in "${dirs[@]}"; do
         for candidate in "$dir"/python3.*; do
             [[ $candidate =~ /python3\.([0-9]+)$ && -x $candidate ]] || continue

@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,13 @@ def process_name(pid):
         return comm.read().strip()
 
 
+def cookie_in(cmdline, cookie):
+    try:
+        return cookie.encode() in cmdline.read_bytes()
+    except OSError:
+        return False
+
+
 def releases(node):
     return node.rpc("[{V, S} || {_, V, _, S} <- release_handler:which_releases()]")
 
@@ -54,10 +62,19 @@ def test_deploy_start_put_get_stop(deploy, start_node):
     assert node.rpc("kvstore:state_shape()") == "v1"
     assert node.rpc("kvstore:health()") == "ok"
     assert releases(node) == '[{"1.0.0",permanent}]'
+    assert not [path for path in Path("/proc").glob("[0-9]*/cmdline") if cookie_in(path, node.cookie)]
 
     node.stop()
     assert not kvworld.pid_alive(pid)
     assert not node.alive()
+
+
+def test_write_releases_when_the_tarball_has_none(deploy):
+    root = deploy("2.0.0")
+    (root / "releases" / "RELEASES").unlink()
+    kvworld.write_releases(root)
+    written = (root / "releases" / "RELEASES").read_text()
+    assert '{release,"kvstore","2.0.0","13.1.5",' in written and "permanent}]." in written
 
 
 def test_migrate_then_hot_upgrade_and_downgrade(world, deploy, start_node):

@@ -128,11 +128,14 @@ def write_releases(root):
     """releases/RELEASES exactly as OTP writes it, by release_handler:create_RELEASES/4."""
     _, version = start_data(root)
     erl = erts_bin(root) / "erl"
-    rel_file = root / "releases" / version / "{0}.rel".format(REL_NAME)
+    release_dir = root / "releases" / version
+    rel_file = release_dir / "{0}.rel".format(REL_NAME)
     code = 'ok = release_handler:create_RELEASES("{0}", "{0}/releases", "{1}", []), halt().'.format(
         root, rel_file)
-    subprocess.run([str(erl), "-noshell", "-boot", "start_clean", "-eval", code],
-                   check=True, stdin=subprocess.DEVNULL, timeout=60)
+    sasl_ebin = [str(path) for path in sorted(root.glob("lib/sasl-*/ebin"))]
+    subprocess.run([str(erl), "-noshell", "-boot", str(release_dir / "start_clean"), "-pa"] + sasl_ebin
+                   + ["-eval", code], check=True, stdin=subprocess.DEVNULL, timeout=60,
+                   env=dict(os.environ, ERL_CRASH_DUMP_SECONDS="0"))
 
 
 def pid_alive(pid):
@@ -305,8 +308,8 @@ class Node:
             time.sleep(0.05)
         for pid in self.pids:
             if pid_alive(pid):
-                # heart first, or it would start the node again
-                for child in descendant_pids(pid) + [pid]:
+                # deepest first: heart before beam.smp, or heart would start the node again
+                for child in list(reversed(descendant_pids(pid))) + [pid]:
                     try:
                         os.kill(child, signal.SIGKILL)
                     except ProcessLookupError:

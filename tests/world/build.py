@@ -124,8 +124,9 @@ def build_release(work, version, folders, relup_from, include_erts):
     config = config.replace("@INCLUDE_ERTS@", "true" if include_erts else "false")
     (work / "rebar.config").write_text(config)
     if relup_from:
-        rebar3(work, "relup", "-n", "kvstore", "-v", version, "-u", relup_from)
-    rebar3(work, "tar")
+        rebar3(work, "do", "relup", "-n", "kvstore", "-v", version, "-u", relup_from + ",", "tar")
+    else:
+        rebar3(work, "tar")
 
 
 def lay_out_sources(work, version, folders):
@@ -180,7 +181,7 @@ def check_relup(relup, other_version, ends_with_restart):
 def copy_tarball(good, target, change=None, extra=()):
     """Write target as good's members, each passed through change(info, data) -> data,
     followed by the extra (TarInfo, data) pairs."""
-    with tarfile.open(good, "r:gz") as source, tarfile.open(target, "w:gz") as dest:
+    with tarfile.open(good, "r:gz") as source, tarfile.open(target, "w:gz", compresslevel=1) as dest:
         for info in source:
             data = source.extractfile(info).read() if info.isfile() else None
             if data is not None and change:
