@@ -290,7 +290,7 @@ def read_ldconfig_output():
         if not os.access(ldconfig, os.X_OK):
             continue
         try:
-            output = subprocess.run(
+            output = subprocess.run(  # pylint: disable=ansible-bad-function
                 [ldconfig, "-p"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60, check=False,
                 env={"LANG": "C", "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             ).stdout.decode("utf-8", "surrogateescape")

@@ -217,8 +217,8 @@ def wait_for_new_emulator(target, plan):
             return
         last = "pid %s runs %s" % (os_pid, running_version(states))
     raise InstallError("Node %s restarted its emulator for %s -> %s but did not come back on %s within %s s (%s). Check the "
-                       "node's logs and its heart restart program." % (target.identity.node, plan.from_version, plan.to_version,
-                                                                        plan.to_version, max(target.timeout, 10), last))
+                       "node's logs and its heart restart program."
+                       % (target.identity.node, plan.from_version, plan.to_version, plan.to_version, max(target.timeout, 10), last))
 
 
 def recover(target, plan, marker, reason, permanent, raw=None):
@@ -250,8 +250,8 @@ def recover(target, plan, marker, reason, permanent, raw=None):
 def make_permanent(target, version):
     answer = target.call("release_handler:make_permanent(%s)" % format_term(version))
     if answer != "ok":
-        raise InstallError("make_permanent(%s) failed on node %s: %s." % (version, target.identity.node, explain(answer[1] if isinstance(answer, tuple) else answer)),
-                           raw=answer)
+        reason = answer[1] if isinstance(answer, tuple) else answer
+        raise InstallError("make_permanent(%s) failed on node %s: %s." % (version, target.identity.node, explain(reason)), raw=answer)
 
 
 def point_cold_start(release, version, erts):

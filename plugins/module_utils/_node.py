@@ -11,6 +11,7 @@ HOME/.erlang.cookie (mode 0400) that is removed after the call.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -26,7 +27,7 @@ from ansible_collections.otp.release.plugins.module_utils._erlterm import ParseE
 
 DEFAULT_EPMD_PORT = 4369
 CHANNELS = ("auto", "erl_call", "hidden_vm")
-_BIN_RE = re.compile(r"#Bin<([0-9,\s]*)>")
+_ERL_CALL_RESULT = re.compile(r"OTPREL<([A-Za-z0-9+/=]*)>OTPREL")
 _VM_MARKER = "OTPREL-RESULT:"
 
 
@@ -110,19 +111,19 @@ def run_command(argv, stdin_text=None, env=None, timeout=None):
     full_env.update(env or {})
     full_env["LANG"] = full_env["LC_ALL"] = "C"
     try:
-        proc = subprocess.run(argv, input=stdin_text, env=full_env, timeout=timeout,
+        proc = subprocess.run(argv, input=stdin_text, env=full_env, timeout=timeout, check=False,  # pylint: disable=ansible-bad-function
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    except subprocess.TimeoutExpired as exc:
+    except subprocess.TimeoutExpired:
         raise NodeError("timeout", "%s did not finish within %s s." % (os.path.basename(argv[0]), timeout))
     return proc.returncode, proc.stdout, proc.stderr
 
 
 def wrap(expression):
-    """The expression as sent: evaluated in a try, result printed by the node itself with ~0tp into a binary."""
+    """The expression as evaluated: inside a try, its result printed by the node itself with ~0tp into a UTF-8 binary."""
     return (
-        "OtpRelResult__ = try {ok, begin %s end} catch OtpRelClass__:OtpRelReason__:OtpRelStack__ -> "
+        "begin OtpRelResult__ = try {ok, begin %s end} catch OtpRelClass__:OtpRelReason__:OtpRelStack__ -> "
         "{exception, OtpRelClass__, OtpRelReason__, OtpRelStack__} end, "
-        "unicode:characters_to_binary(io_lib:format(\"~0tp\", [OtpRelResult__])).\n" % expression
+        "unicode:characters_to_binary(io_lib:format(\"~0tp\", [OtpRelResult__])) end" % expression
     )
 
 
@@ -167,7 +168,7 @@ class Channel(object):
         except ParseError as exc:
             raise NodeError("call", "The answer of node %s could not be read (%s): %s" % (self.node, exc, text[:500]), raw=text)
         if isinstance(result, tuple) and result and result[0] == "exception":
-            _, error_class, reason, stack = result
+            error_class, reason, stack = result[1:]
             raise NodeException("The call on node %s raised %s:%s" % (self.node, error_class, format_term(reason)),
                                 error_class, reason, stack)
         return result[1]
@@ -175,23 +176,24 @@ class Channel(object):
     def _call_erl_call(self, expression, env):
         alive, host, long_name = split_node(self.node)
         argv = [os.path.join(self.erts_bin, "erl_call"), "-name" if long_name else "-sname", self.node,
-                "-e", "-timeout", str(max(1, int(self.timeout)))]
-        rc, out, err = self.runner(argv, stdin_text=wrap(expression), env=env, timeout=self.timeout + 5)
+                "-e", "-fetch_stdout", "-no_result_term", "-timeout", str(max(1, int(self.timeout)))]
+        # erl_call shortens long terms it prints itself, so the node prints the answer, base64-encoded.
+        request = "io:put_chars([\"OTPREL<\", base64:encode(%s), \">OTPREL\"]).\n" % wrap(expression)
+        rc, out, err = self.runner(argv, stdin_text=request, env=env, timeout=self.timeout + 5)
         if rc == 142 or (rc != 0 and "timeout" in (out + err).lower()):
             raise NodeError("timeout", "Node %s did not answer within %s s." % (self.node, self.timeout))
         if rc != 0:
             self._diagnose(err or out, env)
-        match = _BIN_RE.search(out)
+        match = _ERL_CALL_RESULT.search(out)
         if not match:
             raise NodeError("call", "Node %s could not evaluate the request: %s" % (self.node, (out + err).strip()[:1000]), raw=out)
-        numbers = [int(n) for n in match.group(1).replace(" ", "").split(",") if n]
-        return bytes(numbers).decode("utf-8", "replace")
+        return base64.b64decode(match.group(1)).decode("utf-8", "replace")
 
     def _call_hidden_vm(self, expression, env, home):
         alive, host, long_name = split_node(self.node)
         expr_file = os.path.join(home, "request.erl")
         with open(expr_file, "w") as request:
-            request.write(wrap(expression))
+            request.write(wrap(expression) + ".\n")
         own_name = "otprel_%s" % secrets.token_hex(6)
         if long_name:
             own_name += "@" + ("127.0.0.1" if host in ("127.0.0.1", "localhost") else host)

@@ -45,7 +45,7 @@ def vm_args_options(path, seen=None):
         line = line.strip()
         if not line.startswith("-"):
             continue
-        flag, _, value = line.partition(" ")
+        flag, value = (line.split(None, 1) + [""])[:2]
         value = value.strip()
         if flag == "-args_file":
             options.extend(vm_args_options(value, seen))
@@ -86,6 +86,14 @@ class NodeProcess(object):
         return dict(p.decode("utf-8", "replace").split("=", 1) for p in pairs if b"=" in p)
 
 
+def _is_beam(pid, argv):
+    """relx and others rename argv[0] (exec -a), so look at the executable where we may."""
+    try:
+        return os.path.basename(os.readlink("/proc/%s/exe" % pid)).startswith("beam")
+    except OSError:
+        return os.path.basename(argv[0]).startswith("beam") or "-progname" in argv
+
+
 def find_node_process(root):
     """The beam.smp whose -root is this root and that runs distributed (not one of our hidden control VMs)."""
     real_root = os.path.realpath(root)
@@ -98,7 +106,7 @@ def find_node_process(root):
                 argv = [a.decode("utf-8", "replace") for a in handle.read().split(b"\0")]
         except OSError:
             continue
-        if not argv or not os.path.basename(argv[0]).startswith("beam"):
+        if "-root" not in argv or not _is_beam(entry, argv):
             continue
         process = NodeProcess(int(entry), argv)
         proc_root = process.flag("-root")
@@ -200,7 +208,7 @@ class ReleaseRoot(object):
         terms = read_terms(path)
         if not terms:
             return None
-        _, ups, downs = terms[0]
+        ups, downs = terms[0][1:]
         return dict(up=dict((str(u[0]), u[2]) for u in ups), down=dict((str(d[0]), d[2]) for d in downs))
 
     def release_states(self):
@@ -219,10 +227,10 @@ class ReleaseRoot(object):
         if os.path.isdir(self.path("var")) or "distillery" in text.lower() or any(
                 os.path.isdir(self.path("releases", v, "libexec")) for v in self._version_dirs()):
             return "distillery"
-        if os.path.exists(self.path("releases", "COOKIE")) or "RELEASE_ROOT" in text:
-            return "mix"
-        if "REL_VSN" in text or "RELX" in text:
+        if re.search(r"^REL_VSN=", text, re.M):
             return "relx"
+        if os.path.exists(self.path("releases", "COOKIE")) or "RELEASE_VSN" in text:
+            return "mix"
         return "unknown"
 
     def start_version(self):
@@ -362,8 +370,8 @@ class Target(object):
         return states[-1]["version"] if states else None
 
     def _erts_bin(self):
-        if self.identity.process and os.path.basename(self.identity.process.argv[0]).startswith("beam"):
-            return os.path.dirname(self.identity.process.argv[0])
+        if self.identity.process and self.identity.process.flag("-bindir"):
+            return self.identity.process.flag("-bindir")
         version = self._channel_version()
         erts = next((e["erts"] for e in self.release.release_states() if e["version"] == version), None)
         return self.release.erts_bin(erts) if erts else None

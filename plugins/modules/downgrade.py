@@ -15,9 +15,9 @@ description:
     in the running version's relup, without restarting the node.
   - Before anything changes it checks that the node answers, that the target is an older release the node knows,
     and that the running version's relup has a down path to it; it names what is missing otherwise.
-  - Never touches databases: migrations are a separate, earlier deployment and a downgrade never rolls them back.
+  - Never touches databases. Migrations are a separate, earlier deployment, and a downgrade never rolls them back.
 author:
-  - otp.release maintainers
+  - otp.release maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - otp.release.common
   - otp.release.change

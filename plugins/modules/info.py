@@ -17,7 +17,7 @@ description:
   - Tells what a cold start of C(bin/<name>) would boot (RV(start_version)) and flags when that is not the permanent release.
   - Never changes anything.
 author:
-  - otp.release maintainers
+  - otp.release maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - otp.release.common
 attributes:

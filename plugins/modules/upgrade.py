@@ -22,7 +22,7 @@ description:
   - A relup that restarts the emulator needs the node to run with heart and a restart program; the module refuses
     it before any change otherwise, and else waits for the new emulator and then makes the version permanent.
 author:
-  - otp.release maintainers
+  - otp.release maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - otp.release.common
   - otp.release.change

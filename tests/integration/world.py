@@ -17,7 +17,6 @@ import secrets
 import shlex
 import signal
 import socket
-import string
 import subprocess
 import tarfile
 import tempfile
@@ -75,7 +74,7 @@ class Epmd:
         """Names of the nodes registered with this epmd."""
         result = subprocess.run(
             [EPMD, "-port", str(self.port), "-names"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=False,
         )
         return re.findall(r"^name (\S+) at port", result.stdout, re.M)
 
@@ -119,14 +118,13 @@ def start_data(root):
 
 def erts_bin(root):
     """The root's own erts-*/bin, or the system's for a release built without ERTS."""
-    erts_version, _ = start_data(root)
-    bundled = root / "erts-{0}".format(erts_version) / "bin"
+    bundled = root / "erts-{0}".format(start_data(root)[0]) / "bin"
     return bundled if bundled.is_dir() else SYSTEM_ERTS_BIN
 
 
 def write_releases(root):
     """releases/RELEASES exactly as OTP writes it, by release_handler:create_RELEASES/4."""
-    _, version = start_data(root)
+    version = start_data(root)[1]
     erl = erts_bin(root) / "erl"
     release_dir = root / "releases" / version
     rel_file = release_dir / "{0}.rel".format(REL_NAME)
@@ -178,11 +176,6 @@ def pids_running_as(node_name):
     return [pid for pid in pids if pid_alive(pid)]
 
 
-def random_cookie():
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(32))
-
-
 class Node:
     """A kvstore node started from a release root.
 
@@ -195,7 +188,7 @@ class Node:
         self.root = Path(root)
         self.erts_bin = erts_bin(self.root)
         self.name = "kv_{0}@127.0.0.1".format(secrets.token_hex(6))
-        self.cookie = random_cookie()
+        self.cookie = secrets.token_hex(16)
         self.files = Path(tempfile.mkdtemp(prefix="node-", dir=self.root.parent))
         home = self.files / "home"
         home.mkdir()
@@ -228,7 +221,7 @@ class Node:
         """Start the node and wait until it has booted; return its OS pid."""
         started = subprocess.run(
             self.start_command, env=dict(os.environ, **self.env),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
         )
         if started.returncode != 0:
             raise NodeError("run_erl failed for {0}: {1}".format(self.name, started.stdout))
@@ -274,7 +267,7 @@ class Node:
             result = subprocess.run(
                 [str(erl_call), "-name", self.name, "-timeout", str(timeout), "-e"],
                 input=wrapped, env=dict(os.environ, HOME=self.env["HOME"]),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout + 5,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout + 5, check=False,
             )
         except subprocess.TimeoutExpired:
             raise NodeError("{0} did not answer within {1} s".format(self.name, timeout))

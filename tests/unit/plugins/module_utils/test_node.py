@@ -1,5 +1,6 @@
 """The control channel's error mapping, with the one command runner stubbed and a fake epmd on loopback."""
 
+import base64
 import os
 import socket
 import stat
@@ -10,6 +11,10 @@ import pytest
 
 from ansible_collections.otp.release.plugins.module_utils import _node
 from ansible_collections.otp.release.plugins.module_utils._node import Channel, NodeError, NodeException, wrap
+
+
+def erl_call_output(text):
+    return "some output of the node\nOTPREL<%s>OTPREL" % base64.b64encode(text).decode()
 
 
 class FakeEpmd(object):
@@ -26,7 +31,7 @@ class FakeEpmd(object):
     def _serve(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn = self.sock.accept()[0]
             except OSError:
                 return
             conn.recv(3)
@@ -62,7 +67,7 @@ def test_value_comes_back_parsed_and_cookie_only_in_private_home(erts_bin):
         seen["mode"] = stat.S_IMODE(os.stat(cookie_path).st_mode)
         seen["home"] = env["HOME"]
         text = b'{ok,[{"1.0.0",permanent}]}'
-        return 0, "{ok, #Bin<%s>}" % ",".join(str(b) for b in text), ""
+        return 0, erl_call_output(text), ""
 
     assert channel(erts_bin, runner).call("x()") == [("1.0.0", "permanent")]
     assert "s3cret-cookie" not in " ".join(seen["argv"]) and "s3cret-cookie" not in seen["stdin"]
@@ -76,7 +81,7 @@ def test_short_names_use_sname(erts_bin):
 
     def runner(argv, stdin_text=None, env=None, timeout=None):
         argvs.append(argv)
-        return 0, "{ok, #Bin<%s>}" % ",".join(str(b) for b in b"{ok,ok}"), ""
+        return 0, erl_call_output(b"{ok,ok}"), ""
 
     channel(erts_bin, runner, node="kv@myhost").call("ok")
     assert argvs[0][1] == "-sname"
@@ -86,7 +91,7 @@ def test_exception_on_node_is_reported_with_class_and_reason(erts_bin):
     text = b"{exception,error,badarg,[{erlang,binary_to_atom,1,[]}]}"
 
     def runner(argv, stdin_text=None, env=None, timeout=None):
-        return 0, "{ok, #Bin<%s>}" % ",".join(str(b) for b in text), ""
+        return 0, erl_call_output(text), ""
 
     with pytest.raises(NodeException) as info:
         channel(erts_bin, runner).call("x()")
@@ -146,7 +151,7 @@ def test_no_erl_call_and_no_boot_file_says_so(tmp_path):
 
 def test_wrapped_expression_is_ascii_and_catches_everything():
     text = wrap("kvstore:put(<<\"k\">>, <<\"v\">>)")
-    assert text.endswith(".\n") and "catch" in text and text.isascii()
+    assert "catch" in text and text.isascii()
 
 
 def test_node_name_without_host_is_refused():

@@ -1,0 +1,319 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) otp.release contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Run Module:Function(Args) with the code of one unpacked version, in a one-off VM of its own.
+
+The VM boots the version's bundled ERTS with the version's boot file and sys.config, puts the lib
+directories of every application of the version's .rel first in the code path, loads those
+applications (starts only the ones asked for), calls the function in a monitored process and writes
+the outcome to a file in a private temporary directory. It never starts distribution, so it cannot
+clash with the running node or reach it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+from ansible_collections.otp.release.plugins.module_utils._erlterm import (
+    Atom, ParseError, format_term, is_atom, parse, to_plain)
+from ansible_collections.otp.release.plugins.module_utils._node import NodeError, run_command
+from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError
+from ansible_collections.otp.release.plugins.module_utils._versions import current_version
+
+RESULT_FILE = "result.term"
+PROGRAM_FILE = "program.erl"
+# Variables the Erlang launcher reads flags or library paths from: emptied so that nothing but our own
+# command line shapes the VM (an ERL_FLAGS="-name x" would otherwise start distribution).
+CLEARED_ENV = ("ERL_FLAGS", "ERL_AFLAGS", "ERL_ZFLAGS", "ERL_LIBS")
+TAGGED_VALUES = ("atom", "tuple", "binary", "charlist")
+
+
+class EvalError(Exception):
+    """The evaluation could not run or failed; details go into the failed result next to msg."""
+
+    def __init__(self, msg, **details):
+        super(EvalError, self).__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+def erlang_value(value, strings_as="binary"):
+    """A YAML value as the Python value format_term writes as the Erlang term the caller means.
+
+    Strings become binaries or charlists (strings_as); a mapping with the single key atom, tuple,
+    binary or charlist makes that kind of term; other mappings become maps; None is undefined."""
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in TAGGED_VALUES:
+        kind, inner = next(iter(value.items()))
+        if kind == "tuple":
+            if not isinstance(inner, list):
+                raise EvalError("{tuple: ...} takes a list of the tuple's elements, not %r." % (inner,))
+            return tuple(erlang_value(item, strings_as) for item in inner)
+        if not isinstance(inner, str):
+            raise EvalError("{%s: ...} takes a string, not %r." % (kind, inner))
+        if kind == "atom":
+            return Atom(inner)
+        return erlang_value(inner, kind)
+    if isinstance(value, str):
+        return value.encode("utf-8") if strings_as == "binary" else str(value)
+    if isinstance(value, (list, tuple)):
+        return [erlang_value(item, strings_as) for item in value]
+    if isinstance(value, dict):
+        return dict((erlang_value(key, strings_as), erlang_value(item, strings_as)) for key, item in value.items())
+    return value
+
+
+def mfa_text(module, function, args):
+    """kv_migrate:run() as an operator would write it."""
+    return "%s:%s(%s)" % (format_term(Atom(module)), format_term(Atom(function)), ", ".join(format_term(a) for a in args))
+
+
+# The program the VM runs with file:script/1. Every value in it is written by format_term, so the text
+# is ASCII. The outcome file holds one term printed with ~0p (one byte per character, so it is read as
+# latin-1); every user term inside it is a UTF-8 binary of its own ~0tp text, so any atom, string or
+# pid the function returns reaches Python intact.
+PROGRAM = """\
+BootMs = element(1, erlang:statistics(wall_clock)),
+io:setopts(standard_io, [{encoding, unicode}]),
+erlang:system_flag(backtrace_depth, 40),
+Text = fun(Term) -> unicode:characters_to_binary(io_lib:format("~0tp", [Term])) end,
+Dirs = %(dirs)s,
+Outcome =
+  case code:set_path(Dirs ++ [D || D <- code:get_path(), not lists:member(D, Dirs), D =/= "."]) of
+    true ->
+      case [{App, Why} || App <- %(apps)s, {error, Why} <- [application:load(App)],
+                          not (is_tuple(Why) andalso element(1, Why) =:= already_loaded)] of
+        [{BadApp, LoadWhy} | _] -> {load_failed, BadApp, Text(LoadWhy)};
+        [] ->
+          case [{App, Why} || App <- %(start_apps)s, {error, Why} <- [application:ensure_all_started(App)]] of
+            [{BadApp, StartWhy} | _] -> {start_failed, BadApp, Text(StartWhy)};
+            [] ->
+              case code:ensure_loaded(%(module)s) of
+                {error, NoModule} -> {no_module, NoModule};
+                {module, _} ->
+                  case erlang:function_exported(%(module)s, %(function)s, %(arity)d) of
+                    false -> {no_function, lists:sort([A || {F, A} <- %(module)s:module_info(exports), F =:= %(function)s])};
+                    true ->
+                      Started = erlang:monotonic_time(millisecond),
+                      {Pid, Ref} = spawn_monitor(fun() ->
+                          exit({otprel_done, try {ok, erlang:apply(%(module)s, %(function)s, %(args)s)}
+                                             catch Class:Reason:Stack -> {exception, Class, Reason, Stack} end})
+                        end),
+                      Done = receive {'DOWN', Ref, process, Pid, Exit} -> Exit end,
+                      CallMs = erlang:monotonic_time(millisecond) - Started,
+                      case Done of
+                        {otprel_done, {ok, Result}} -> {ok, CallMs, Text(Result)};
+                        {otprel_done, {exception, C, R, S}} -> {exception, CallMs, C, Text(R), Text(S)};
+                        Killed -> {exception, CallMs, exit, Text(Killed), Text([])}
+                      end
+                  end
+              end
+          end
+      end;
+    PathError -> {path_failed, Text(PathError)}
+  end,
+ok = file:write_file(%(result_file)s, io_lib:format("~0p.~n", [{otprel_eval, BootMs, Outcome}])).
+"""
+
+LOADER = "case file:script(%s) of {ok, _} -> halt(0); {error, Why} -> io:format(standard_error, \"~p~n\", [Why]), halt(3) end."
+
+
+def program(module, function, args, lib_dirs, apps, start_apps, result_file):
+    return PROGRAM % dict(
+        dirs=format_term(list(lib_dirs)), apps=format_term([Atom(a) for a in apps]),
+        start_apps=format_term([Atom(a) for a in start_apps]), module=format_term(Atom(module)),
+        function=format_term(Atom(function)), arity=len(args), args=format_term(list(args)),
+        result_file=format_term(result_file))
+
+
+class VersionLayout(object):
+    """The files of one unpacked version that the one-off VM needs; raises EvalError naming what is missing."""
+
+    def __init__(self, release, version):
+        self.release = release
+        self.version = version
+        try:
+            rel = release.rel(version)
+        except ReleaseError:
+            known = ", ".join(release.versions()) or "none"
+            raise EvalError("Version %s of %s is not unpacked in %s (versions there: %s): unpack it first with "
+                            "otp.release.unpack." % (version, release.name, release.root, known))
+        self.apps = list(rel["applications"])
+        self.lib_dirs = [release.path("lib", "%s-%s" % (app, vsn), "ebin") for app, vsn in rel["applications"].items()]
+        self.erts_bin = release.erts_bin(rel["erts"])
+        boot_dir = release.path("releases", version)
+        # relx ships no_dot_erlang.boot: start_clean without the step that runs the user's ~/.erlang.
+        boot_name = "no_dot_erlang" if os.path.isfile(os.path.join(boot_dir, "no_dot_erlang.boot")) else "start_clean"
+        self.boot = os.path.join(boot_dir, boot_name)
+        sys_config = os.path.join(boot_dir, "sys.config")
+        self.sys_config = sys_config if os.path.isfile(sys_config) else None
+        self.warnings = []
+        if not self.sys_config and os.path.isfile(sys_config + ".src"):
+            self.warnings.append("%s.src is not rendered for the one-off VM, so it runs without a sys.config: render it "
+                                 "to %s first if the function needs its settings." % (sys_config, sys_config))
+        erlexec = os.path.join(self.erts_bin, "erlexec")
+        if not os.access(erlexec, os.X_OK):
+            raise EvalError("%s is missing: version %s must bundle its ERTS %s (include_erts) to run in a one-off VM."
+                            % (erlexec, version, rel["erts"]))
+        if not os.path.isfile(self.boot + ".boot"):
+            raise EvalError("%s.boot is missing: version %s of %s is incomplete; unpack it again." % (self.boot, version, release.root))
+        missing = [d for d in self.lib_dirs if not os.path.isdir(d)]
+        if missing:
+            raise EvalError("Version %s of %s is incomplete, %s is missing: unpack it again." % (version, release.root, missing[0]))
+
+    def has_module(self, module):
+        return any(os.path.isfile(os.path.join(d, "%s.beam" % module)) for d in self.lib_dirs)
+
+    def command(self, program_file, work_dir):
+        """argv and environment of the one-off VM (no -name/-sname: it never joins a cluster)."""
+        argv = [os.path.join(self.erts_bin, "erlexec"), "-boot", self.boot]
+        for var, value in sorted(self.release.boot_vars().items()):
+            argv += ["-boot_var", var, value]
+        if self.sys_config:
+            argv += ["-config", self.sys_config]
+        argv += ["-noshell", "-noinput", "-eval", LOADER % format_term(program_file)]
+        env = dict(ROOTDIR=self.release.root, BINDIR=self.erts_bin, EMU="beam", PROGNAME="erl",
+                   ERL_CRASH_DUMP=os.path.join(work_dir, "erl_crash.dump"))
+        env.update((name, "") for name in CLEARED_ENV)
+        return argv, env
+
+
+def read_outcome(text):
+    """The result file's term -> (boot_ms, outcome tuple). Raises EvalError when it is not ours."""
+    try:
+        term = parse(text)
+    except ParseError as exc:
+        raise EvalError("The one-off VM wrote a result that cannot be read (%s): %s" % (exc, text[:500]))
+    if not (isinstance(term, tuple) and len(term) == 3 and is_atom(term[0], "otprel_eval")):
+        raise EvalError("The one-off VM wrote an unexpected result: %s" % text[:500])
+    return term[1], term[2]
+
+
+def term_of(text_binary):
+    """(term, text) of a ~0tp text the VM sent as a binary; the term is the text itself when it cannot be read back."""
+    text = text_binary.decode("utf-8", "replace")
+    try:
+        return parse(text), text
+    except ParseError:
+        return text, text
+
+
+def format_stack(stack):
+    """An Erlang stacktrace as lines of 'module:function/arity (file:line)', without the frames of the
+    interpreter (erl_eval) that ran our program below the function."""
+    if not isinstance(stack, list):
+        return str(stack)
+    stack = list(stack)
+    while stack and isinstance(stack[-1], tuple) and is_atom(stack[-1][0], "erl_eval"):
+        stack.pop()
+    lines = []
+    for frame in stack:
+        if not (isinstance(frame, tuple) and len(frame) == 4):
+            lines.append(format_term(frame) if not isinstance(frame, str) else frame)
+            continue
+        module, function, arity, location = frame
+        arity = len(arity) if isinstance(arity, list) else arity
+        where = dict((str(item[0]), item[1]) for item in location if isinstance(item, tuple) and len(item) == 2)
+        line = "%s:%s/%s" % (module, function, arity)
+        if "file" in where:
+            line += " (%s%s)" % (where["file"], ":%s" % where["line"] if "line" in where else "")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def failed_by_tag(result, tags):
+    """True when the result is one of the atoms in tags, or a tuple whose first element is one."""
+    head = result[0] if isinstance(result, tuple) and result else result
+    return is_atom(head) and str(head) in tags
+
+
+def shorten(text, limit=600):
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def interpret(outcome, where, name, tags):
+    """The outcome term -> the result fields; raises EvalError for every outcome that is a failure.
+
+    where: "version V of ROOT"; name: module:function/arity."""
+    kind = str(outcome[0])
+    if kind == "ok":
+        result, text = term_of(outcome[2])
+        fields = dict(result=to_plain(result), result_text=text, call_ms=outcome[1])
+        if failed_by_tag(result, tags):
+            raise EvalError("%s returned %s (%s), a failure by failed_when_result." % (name, shorten(text), where), **fields)
+        return fields
+    if kind == "exception":
+        _, call_ms, error_class, reason_text, stack_text = outcome
+        reason_text = term_of(reason_text)[1]
+        raise EvalError("%s raised %s:%s (%s)." % (name, error_class, shorten(reason_text), where),
+                        erlang_class=str(error_class), erlang_reason=reason_text,
+                        erlang_stack=format_stack(term_of(stack_text)[0]), call_ms=call_ms)
+    module, function = name.rsplit("/", 1)[0].split(":", 1)
+    if kind == "no_module":
+        raise EvalError("Module %s is not in %s (%s): check the module name, or pass the version that ships it."
+                        % (module, where, outcome[1]))
+    if kind == "no_function":
+        exported = ", ".join("%s/%s" % (function, arity) for arity in outcome[1]) or "none of that name"
+        raise EvalError("%s is not exported in %s (exported: %s): check function and args." % (name, where, exported))
+    if kind in ("load_failed", "start_failed"):
+        raise EvalError("Application %s of %s could not be %s in the one-off VM: %s." % (
+            outcome[1], where, "loaded" if kind == "load_failed" else "started", shorten(term_of(outcome[2])[1])))
+    raise EvalError("The one-off VM could not set the code path of %s: %s." % (where, shorten(term_of(outcome[1])[1])))
+
+
+def run_eval(release, version, module, function, args=(), start_apps=(), strings_as="binary",
+             failed_when_result=("error",), timeout=60, check_mode=False, runner=run_command):
+    """Evaluate module:function(args) with the code of version (default: the running one) in a one-off VM.
+
+    Returns the result fields; raises EvalError (its details hold stdout, stack, ...) on any failure."""
+    started = time.monotonic()
+    if not version:
+        version = current_version(release.release_states())
+        if not version:
+            raise EvalError("No version given and %s names no current or permanent release: pass version." % release.root)
+    layout = VersionLayout(release, version)
+    erlang_args = [erlang_value(a, strings_as) for a in args]
+    call = mfa_text(module, function, erlang_args)
+    fields = dict(version=version, call=call, warnings=layout.warnings)
+    if check_mode:
+        if not layout.has_module(module):
+            raise EvalError("Module %s is not in the applications of version %s of %s (no %s.beam in %s)."
+                            % (module, version, release.root, module, ", ".join(layout.lib_dirs)))
+        return dict(fields, changed=False, skipped=True, skipped_in_check_mode=True,
+                    msg="%s would run with version %s; not run in check mode." % (call, version))
+    work_dir = tempfile.mkdtemp(prefix="otp-release-eval-")
+    try:
+        os.chmod(work_dir, 0o700)
+        program_file = os.path.join(work_dir, PROGRAM_FILE)
+        result_file = os.path.join(work_dir, RESULT_FILE)
+        with open(program_file, "w") as handle:
+            handle.write(program(module, function, erlang_args, layout.lib_dirs, layout.apps, start_apps, result_file))
+        argv, env = layout.command(program_file, work_dir)
+        try:
+            rc, out, err = runner(argv, env=env, timeout=timeout)
+        except NodeError as exc:
+            if exc.kind != "timeout":
+                raise
+            raise EvalError("%s did not finish within %s s: the one-off VM of version %s was killed. Raise timeout if it "
+                            "needs longer; check what the function left half done." % (call, timeout, version), **fields)
+        fields.update(stdout=out, duration_ms=int((time.monotonic() - started) * 1000))
+        if not os.path.isfile(result_file):
+            raise EvalError("The one-off VM of version %s exited with code %s before %s returned (did the function halt "
+                            "the VM?): %s" % (version, rc, call, shorten((err + out).strip(), 1500)), stderr=err, rc=rc, **fields)
+        # ~p writes every character of the outer term as one byte
+        with open(result_file, encoding="latin-1") as handle:
+            boot_ms, outcome = read_outcome(handle.read())
+        fields["boot_ms"] = boot_ms
+        try:
+            where = "version %s of %s" % (version, release.root)
+            name = "%s:%s/%d" % (format_term(Atom(module)), format_term(Atom(function)), len(erlang_args))
+            fields.update(interpret(outcome, where, name, failed_when_result))
+        except EvalError as exc:
+            exc.details = dict(fields, **exc.details)
+            raise
+        return dict(fields, changed=True)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
