@@ -372,7 +372,8 @@ def run_change_module(module, direction):
         target = Target.from_params(module.params)
         result = change(target, module.params.get("version"), direction, module.params, module.check_mode)
     except InstallError as exc:
-        module.fail_json(msg=exc.msg, release_handler_error=to_plain(exc.raw) if exc.raw is not None else None)
+        details = dict(release_handler_error=to_plain(exc.raw)) if exc.raw is not None else {}
+        module.fail_json(msg=exc.msg, **details)
     except (ReleaseError, NodeError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)

@@ -240,12 +240,18 @@ def main():
                           params["start_apps"], params["strings_as"], params["failed_when_result"], params["timeout"],
                           module.check_mode)
     except EvalError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+        details = dict(exc.details)
+        warn_all(module, details)
+        module.fail_json(msg=exc.msg, **details)
     except (ReleaseError, NodeError) as exc:
         module.fail_json(msg=str(exc))
-    for warning in result.pop("warnings"):
-        module.warn(warning)
+    warn_all(module, result)
     module.exit_json(**dict(facts, **result))
+
+
+def warn_all(module, fields):
+    for warning in fields.pop("warnings", []):
+        module.warn(warning)
 
 
 if __name__ == "__main__":
