@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
-# Placeholder: the demo (a hot upgrade and downgrade of the test world) is not written yet.
-echo "demo not ready"
-exit 1
+# The demo: migrate-then-upgrade of three local kvstore nodes, then an ad-hoc downgrade of one of them.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+exec python tests/demo.py

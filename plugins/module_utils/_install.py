@@ -377,3 +377,74 @@ def run_change_module(module, direction):
     except (ReleaseError, NodeError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Removing releases (the remove module, and upgrade's keep)
+
+
+def removal_candidates(states, keep=1, version=None, node=None):
+    """Versions to remove, from {version: state}: exactly version (old or unpacked; [] when it is already
+    gone), else every old release but the newest keep. Never the current or permanent one."""
+    if version:
+        state = states.get(version)
+        if state in ("current", "permanent"):
+            raise InstallError("Version %s is the %s release of node %s, so it cannot be removed (releases: %s). Upgrade or "
+                               "downgrade the node to another version first." % (version, state, node, _states_text(states)))
+        return [version] if state else []
+    old = sorted((v for v, s in states.items() if s == "old"), key=version_key)
+    return old[:max(len(old) - max(keep, 0), 0)]
+
+
+def remove_releases(target, keep=1, version=None, check_mode=False):
+    """Remove releases with release_handler:remove_release/1 in one call to the node; the result as data."""
+    started = time.monotonic()
+    node = target.identity.node
+    live = live_states(target)
+    to_remove = removal_candidates(live[3], keep, version, node)
+    removed, failed = to_remove, []
+    after_states = dict((v, s) for v, s in live[3].items() if v not in to_remove)
+    if to_remove and not check_mode:
+        outcomes, states = target.call(
+            "{[{V, release_handler:remove_release(V)} || V <- %s], "
+            "[{V, S} || {_, V, _, S} <- release_handler:which_releases()]}" % format_term(to_remove))
+        after_states = dict((str(v), str(s)) for v, s in states)
+        removed = [str(v) for v, outcome in outcomes if outcome == "ok"]
+        failed = [(str(v), outcome) for v, outcome in outcomes if outcome != "ok"]
+    removed_files = remove_start_scripts(target.release, removed, check_mode)
+    if failed:
+        failed_version, outcome = failed[0]
+        reason = outcome[1] if isinstance(outcome, tuple) and len(outcome) == 2 else outcome
+        raise InstallError("remove_release(%s) failed on node %s: %s. Removed: %s. Releases now: %s."
+                           % (failed_version, node, explain(reason), ", ".join(removed) or "none",
+                              _states_text(after_states)), raw=outcome)
+    before = target.facts(live)
+    after = target.facts(live[:3] + (after_states,))
+    return dict(after, changed=bool(removed), removed=removed, removed_files=removed_files,
+                diff=dict(before=_states_yaml(before), after=_states_yaml(after)),
+                duration_ms=int((time.monotonic() - started) * 1000))
+
+
+def remove_start_scripts(release, versions, check_mode=False):
+    """relx leaves a bin/<name>-<vsn> per version; the one of a removed version boots nothing any more."""
+    if release.producer != "relx":
+        return []
+    paths = [release.path("bin", "%s-%s" % (release.name, v)) for v in versions]
+    paths = [path for path in paths if os.path.isfile(path)]
+    if not check_mode:
+        for path in paths:
+            os.unlink(path)
+    return paths
+
+
+def run_remove_module(module):
+    """main() of the remove module."""
+    try:
+        target = Target.from_params(module.params)
+        result = remove_releases(target, module.params["keep"], module.params.get("version"), module.check_mode)
+    except InstallError as exc:
+        details = dict(release_handler_error=to_plain(exc.raw)) if exc.raw is not None else {}
+        module.fail_json(msg=exc.msg, **details)
+    except (ReleaseError, NodeError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)

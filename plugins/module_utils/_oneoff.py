@@ -168,13 +168,15 @@ class VersionLayout(object):
         return any(os.path.isfile(os.path.join(d, "%s.beam" % module)) for d in self.lib_dirs)
 
     def command(self, program_file, work_dir):
-        """argv and environment of the one-off VM (no -name/-sname: it never joins a cluster)."""
+        """argv and environment of the one-off VM."""
         argv = [os.path.join(self.erts_bin, "erlexec"), "-boot", self.boot]
         for var, value in sorted(self.release.boot_vars().items()):
             argv += ["-boot_var", var, value]
         if self.sys_config:
             argv += ["-config", self.sys_config]
-        argv += ["-noshell", "-noinput", "-eval", LOADER % format_term(program_file)]
+        # No distribution starts without -name/-sname; -hidden only tells the node finder (find_node_process)
+        # that this VM, which also carries -root, is not the node.
+        argv += ["-hidden", "-noshell", "-noinput", "-eval", LOADER % format_term(program_file)]
         env = dict(ROOTDIR=self.release.root, BINDIR=self.erts_bin, EMU="beam", PROGNAME="erl",
                    ERL_CRASH_DUMP=os.path.join(work_dir, "erl_crash.dump"))
         env.update((name, "") for name in CLEARED_ENV)

@@ -5,6 +5,7 @@ The logic lives in world.py so that other test files and the benchmarks can impo
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,12 @@ def deploy(world):
 
     yield deploy_version
     for path in made:
-        shutil.rmtree(path, ignore_errors=True)
+        # run_erl may still write its last log line just after the node's pid is gone
+        for attempt in range(3):
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                break
+            time.sleep(0.2 * (attempt + 1))
 
 
 @pytest.fixture

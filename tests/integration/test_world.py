@@ -22,15 +22,13 @@ def place_tarball(world, root, version):
 def one_off_vm(root, version, expr):
     """Evaluate expr in a fresh VM with that version's code loaded but kvstore not started."""
     code = 'application:load(kvstore), io:format("~0p", [{0}]), halt().'.format(expr)
-    lib_dirs = [str(path) for path in (root / "lib").glob("*") if path.name in (
-        "kvstore-" + version, "sqlite3-1.1.14")]
     command = [str(kvworld.erts_bin(root) / "erl"), "-noshell",
                "-boot", str(root / "releases" / version / "start_clean"),
-               "-config", str(root / "releases" / version / "sys.config")]
-    for lib_dir in lib_dirs:
-        command += ["-pa", lib_dir + "/ebin"]
-    return subprocess.run(command + ["-eval", code], stdout=subprocess.PIPE, text=True,
-                          check=True, timeout=60).stdout
+               "-config", str(root / "releases" / version / "sys.config"),
+               "-pa", str(root / "lib" / ("kvstore-" + version) / "ebin"),
+               "-pa", str(root / "lib" / "sqlite3-1.1.14" / "ebin"),
+               "-eval", code]
+    return subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, timeout=60).stdout
 
 
 def process_name(pid):
