@@ -16,6 +16,7 @@ sys.path.insert(0, str(HERE))
 
 import conftest  # noqa: E402  (puts the collection on ANSIBLE_COLLECTIONS_PATH)
 import world  # noqa: E402
+from ansible_collections.otp.release.plugins.module_utils._erlterm import parse, to_plain  # noqa: E402
 
 HOSTS = ("app1", "app2", "app3")
 BIN = Path(sys.executable).parent
@@ -26,13 +27,13 @@ def banner(text):
 
 
 def show(nodes):
-    print("%-5s %-8s %-8s %-7s %-7s %s" % ("host", "version", "state", "shape", "OS pid", "data"))
+    print("%-5s %-8s %-10s %-6s %-7s %s" % ("host", "version", "state", "shape", "OS pid", "data"))
     for host, node in nodes.items():
-        answer = node.rpc("{kvstore:version(), kvstore:state_shape(), os:getpid(), "
-                          "[{K, kvstore:get(K)} || K <- lists:sort(kvstore:keys())]}")
-        version, shape, pid, data = answer.strip("{}").split(",", 3)
-        state = node.rpc("[S || {_, V, _, S} <- release_handler:which_releases(), V =:= %s]" % version)
-        print("%-5s %-8s %-8s %-7s %-7s %s" % (host, version.strip('"'), state.strip('[]'), shape, pid.strip('"'), data))
+        version, state, shape, pid, data = to_plain(parse(node.rpc(
+            "begin V = kvstore:version(), "
+            "{V, hd([S || {_, RV, _, S} <- release_handler:which_releases(), RV =:= V]), kvstore:state_shape(), "
+            "os:getpid(), [{K, element(2, kvstore:get(K))} || K <- lists:sort(kvstore:keys())]} end")))
+        print("%-5s %-8s %-10s %-6s %-7s %s" % (host, version, state, shape, pid, ", ".join("%s=%s" % tuple(kv) for kv in data)))
 
 
 def run(argv, env):
