@@ -21,8 +21,8 @@ import time
 from ansible_collections.otp.release.plugins.module_utils._erlterm import (
     Atom, ParseError, format_term, is_atom, parse, to_plain)
 from ansible_collections.otp.release.plugins.module_utils._node import NodeError, run_command
-from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError
-from ansible_collections.otp.release.plugins.module_utils._versions import current_version
+from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError, read_terms
+from ansible_collections.otp.release.plugins.module_utils._versions import current_version, version_key
 
 RESULT_FILE = "result.term"
 PROGRAM_FILE = "program.erl"
@@ -129,21 +129,33 @@ def program(module, function, args, lib_dirs, apps, start_apps, result_file):
         result_file=format_term(result_file))
 
 
+def version_libs(release, version):
+    """(erts, [(app, lib dir)]) of a version, in .rel order: from releases/<vsn>/<name>.rel, else from the version's
+    entry in RELEASES (release_handler deletes that .rel when it unpacks "<vsn>/<name>")."""
+    try:
+        rel = release.rel(version)
+        return rel["erts"], [(app, release.path("lib", "%s-%s" % (app, vsn))) for app, vsn in rel["applications"].items()]
+    except ReleaseError:
+        pass
+    path = release.path("releases", "RELEASES")
+    for entry in (read_terms(path)[0] if os.path.isfile(path) else []):
+        if str(entry[2]) == version:
+            return str(entry[3]), [(str(lib[0]), os.path.normpath(release.path(str(lib[2])))) for lib in entry[4]]
+    known = ", ".join(sorted(set(release.versions()) | set(e["version"] for e in release.releases_file()), key=version_key))
+    raise EvalError("Version %s of %s is not unpacked in %s (versions there: %s): unpack it first with otp.release.unpack."
+                    % (version, release.name, release.root, known or "none"))
+
+
 class VersionLayout(object):
     """The files of one unpacked version that the one-off VM needs; raises EvalError naming what is missing."""
 
     def __init__(self, release, version):
         self.release = release
         self.version = version
-        try:
-            rel = release.rel(version)
-        except ReleaseError:
-            known = ", ".join(release.versions()) or "none"
-            raise EvalError("Version %s of %s is not unpacked in %s (versions there: %s): unpack it first with "
-                            "otp.release.unpack." % (version, release.name, release.root, known))
-        self.apps = list(rel["applications"])
-        self.lib_dirs = [release.path("lib", "%s-%s" % (app, vsn), "ebin") for app, vsn in rel["applications"].items()]
-        self.erts_bin = release.erts_bin(rel["erts"])
+        erts, libs = version_libs(release, version)
+        self.apps = [app for app, _ in libs]
+        self.lib_dirs = [os.path.join(lib_dir, "ebin") for _, lib_dir in libs]
+        self.erts_bin = release.erts_bin(erts)
         boot_dir = release.path("releases", version)
         # relx ships no_dot_erlang.boot: start_clean without the step that runs the user's ~/.erlang.
         boot_name = "no_dot_erlang" if os.path.isfile(os.path.join(boot_dir, "no_dot_erlang.boot")) else "start_clean"
@@ -157,7 +169,7 @@ class VersionLayout(object):
         erlexec = os.path.join(self.erts_bin, "erlexec")
         if not os.access(erlexec, os.X_OK):
             raise EvalError("%s is missing: version %s must bundle its ERTS %s (include_erts) to run in a one-off VM."
-                            % (erlexec, version, rel["erts"]))
+                            % (erlexec, version, erts))
         if not os.path.isfile(self.boot + ".boot"):
             raise EvalError("%s.boot is missing: version %s of %s is incomplete; unpack it again." % (self.boot, version, release.root))
         missing = [d for d in self.lib_dirs if not os.path.isdir(d)]

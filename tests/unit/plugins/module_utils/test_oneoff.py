@@ -134,6 +134,19 @@ def test_code_path_holds_every_app_of_the_rel_in_rel_order(release):
     assert layout.lib_dirs == [release.path("lib", "%s-%s" % (a, "2.0.0" if a == "kvstore" else v), "ebin") for a, v in APPS]
 
 
+def test_without_its_rel_file_a_version_is_read_from_releases(release):
+    """release_handler:unpack_release("2.0.0/kvstore") deletes releases/2.0.0/kvstore.rel; RELEASES still lists the libs."""
+    os.unlink(release.path("releases", "2.0.0", "kvstore.rel"))
+    libs = ",".join('{%s,"%s","%slib/%s-%s"}' % (a, v, "./" if a == "kernel" else "", a, "2.0.0" if a == "kvstore" else v) for a, v in APPS)
+    with open(release.path("releases", "RELEASES"), "w") as handle:
+        handle.write('[{release,"kvstore","2.0.0","13.1.5",[%s],unpacked},{release,"kvstore","1.0.0","13.1.5",[],permanent}].\n' % libs)
+    layout = VersionLayout(release, "2.0.0")
+    assert layout.apps == ["kernel", "stdlib", "sasl", "sqlite3", "kvstore"]
+    assert layout.lib_dirs[0] == release.path("lib", "kernel-8.5.3", "ebin")
+    assert layout.lib_dirs[-1] == release.path("lib", "kvstore-2.0.0", "ebin")
+    assert layout.erts_bin == release.path("erts-13.1.5", "bin")
+
+
 def test_start_clean_and_no_config_when_the_version_ships_neither(tmp_path):
     release = make_root(tmp_path / "root", sys_config=False, no_dot_erlang=False)
     (tmp_path / "root" / "releases" / "2.0.0" / "sys.config.src").write_text("[].\n")
