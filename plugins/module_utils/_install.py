@@ -21,14 +21,19 @@ from ansible_collections.otp.release.plugins.module_utils._versions import curre
 class InstallError(Exception):
     """A refused or failed change; the message says where the node is now and what to do."""
 
-    def __init__(self, msg, raw=None):
+    def __init__(self, msg, raw=None, details=None):
         super(InstallError, self).__init__(msg)
         self.msg = msg
         self.raw = raw
+        self.details = details or {}
 
 
 def explain(reason):
     """One sentence for a release_handler error term."""
+    if isinstance(reason, tuple) and len(reason) == 5 and reason[0] == "code_change_failed":
+        _kind, process, module, version, error = reason
+        return "code_change of module %s (version %s) crashed in process %s: %s" % (
+            module, version, process, show_term(crash_reason(error)))
     plain = to_plain(reason)
     kind = plain[0] if isinstance(plain, list) and plain else plain
     texts = {
@@ -40,7 +45,6 @@ def explain(reason):
         "existing_release": "version %s is already unpacked",
         "no_such_directory": "the directory %s is missing",
         "bad_rel_file": "the .rel file %s cannot be read",
-        "code_change_failed": "code_change failed in process %s, module %s: %s",
     }
     if kind in texts and isinstance(plain, list):
         args = plain[1:]
@@ -49,6 +53,23 @@ def explain(reason):
         args = (args + [""] * needed)[:needed]
         return template % tuple(format_term(a) if not isinstance(a, str) else a for a in args)
     return "release_handler returned %s" % format_term(reason)
+
+
+def show_term(term):
+    """Erlang text of a term from the node; pids and other opaque values as the node printed them."""
+    try:
+        return format_term(term)
+    except TypeError:
+        return str(to_plain(term))
+
+
+def crash_reason(error):
+    """{'EXIT', {Reason, Stack}} -> Reason: the stack says little to an operator and hides the reason."""
+    if isinstance(error, tuple) and len(error) == 2 and error[0] == "EXIT":
+        error = error[1]
+        if isinstance(error, tuple) and len(error) == 2 and isinstance(error[1], list):
+            error = error[0]
+    return error
 
 
 def instruction_summary(instructions):
@@ -227,9 +248,10 @@ def recover(target, plan, marker, reason, permanent, raw=None):
     deadline = time.monotonic() + target.timeout
     while True:
         try:
-            now_marker = target.call(BOOT_MARKER)
-            node_name, os_pid, erts, states = target.live_state()
-            break
+            now_marker, status = target.call("{%s, init:get_status()}" % BOOT_MARKER)
+            if status == ("started", "started"):
+                node_name, os_pid, erts, states = target.live_state()
+                break
         except NodeError:
             pass
         if time.monotonic() >= deadline:
@@ -238,10 +260,11 @@ def recover(target, plan, marker, reason, permanent, raw=None):
         time.sleep(0.25)
     running = running_version(states)
     if str(now_marker) != str(marker):
-        raise InstallError("The upgrade %s -> %s of node %s crashed past the point of no return (%s): release_handler restarted the "
+        raise InstallError("The %s %s -> %s of node %s crashed past the point of no return (%s): release_handler restarted the "
                            "node in place (OS pid %s) on %s, and its in-memory state was lost. Version %s stays %s and can be removed "
                            "with otp.release.remove; fix the build (appup/code_change) and try again."
-                           % (plan.from_version, plan.to_version, node, reason, os_pid, running, plan.to_version,
+                           % ("upgrade" if plan.direction == "up" else "downgrade", plan.from_version, plan.to_version, node,
+                              reason, os_pid, running, plan.to_version,
                               states.get(plan.to_version, "gone")), raw=raw)
     raise InstallError("install_release(%s) failed on node %s before the point of no return: %s. release_handler rolled it back; the "
                        "node still runs %s with its state." % (plan.to_version, node, reason, running), raw=raw)
@@ -378,6 +401,123 @@ def run_change_module(module, direction):
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
+
+
+# ---------------------------------------------------------------------------------------------------
+# The whole path in one invocation: upgrade with src, health and keep
+
+HEALTH_OPTIONS = dict(
+    health=dict(type="dict"),
+    health_timeout=dict(type="int", default=10),
+    keep=dict(type="int"),
+    verify_erts=dict(type="bool", default=False),
+)
+
+
+def upgrade_module_kwargs():
+    """AnsibleModule keyword arguments of the upgrade module, shared with its action plugin."""
+    # _unpack imports this module, so its names are imported when called, not at load time.
+    from ansible_collections.otp.release.plugins.module_utils._argspec import module_kwargs
+    from ansible_collections.otp.release.plugins.module_utils._unpack import UNPACK_OPTIONS, UNPACK_REQUIRED_TOGETHER
+
+    options = dict(UNPACK_OPTIONS, **CHANGE_OPTIONS)
+    options.update(HEALTH_OPTIONS)
+    kwargs = module_kwargs(required_together=UNPACK_REQUIRED_TOGETHER, **options)
+    kwargs["required_one_of"] = [("version", "src")]
+    return kwargs
+
+
+def check_health(target, health, timeout):
+    """Call the health MFA on the node in a process of its own; (True, answer) when it returned ok in time."""
+    module, function, args = health.get("module"), health.get("function"), health.get("args") or []
+    if not module or not function:
+        raise InstallError("health needs module and function (and optional args), e.g. {module: kvstore, function: health}.")
+    expression = (
+        "begin Ref = make_ref(), "
+        "{Pid, MRef} = spawn_monitor(fun() -> exit({Ref, catch erlang:apply(%s, %s, %s)}) end), "
+        "receive {'DOWN', MRef, process, Pid, {Ref, Answer}} -> Answer; {'DOWN', MRef, process, Pid, Why} -> {crashed, Why} "
+        "after %d -> exit(Pid, kill), {no_answer_within_ms, %d} end end"
+        % (format_term(Atom(module)), format_term(Atom(function)), format_term(list(args)), timeout * 1000, timeout * 1000))
+    answer = target.call(expression)
+    call = "%s:%s(%s)" % (module, function, ", ".join(show_term(a) for a in args))
+    return answer == "ok", call, answer
+
+
+def upgrade_all(params, check_mode=False):
+    """upgrade with src: unpack -> verify_erts -> upgrade -> health -> remove, in one invocation. Without src it is
+    the plain upgrade, plus health and keep when given."""
+    from ansible_collections.otp.release.plugins.module_utils._unpack import inspect_source, run_verify, unpack
+
+    started = time.monotonic()
+    params = dict(params)
+    unpacked = None
+    if params.get("src"):
+        facts = inspect_source(params["src"], params.get("name"), params.get("version"), params.get("checksum"),
+                               params.get("allow_missing_erts"))
+        params.update(name=params.get("name") or facts.name, version=facts.version)
+        unpacked = unpack(params, facts, params["src"], check_mode)
+    version = params["version"]
+    target = Target.from_params(params)
+    if unpacked and unpacked["changed"] and check_mode:
+        # Not unpacked yet, so release_handler cannot check the install: check the tarball and the relup instead.
+        checks = run_verify(dict(params, version=None))
+        live = live_states(target)
+        return dict(target.facts(live), changed=True, from_version=running_version(live[3]), to_version=version,
+                    direction="up", permanent=bool(params.get("permanent")), restart="unknown", instructions={},
+                    unpack=_step(unpacked), erts_checks=checks["checks"], duration_ms=int((time.monotonic() - started) * 1000))
+    erts_checks = None
+    if (params.get("src") or params.get("verify_erts")) and running_version(live_states(target)[3]) != version:
+        erts_checks = run_verify(dict(params, src=None))["checks"]
+    result = change(target, version, "up", params, check_mode)
+    if unpacked:
+        result["unpack"] = _step(unpacked)
+        result["changed"] = result["changed"] or unpacked["changed"]
+    if erts_checks is not None:
+        result["erts_checks"] = erts_checks
+    if params.get("health") and not check_mode:
+        healthy, call, answer = check_health(target, params["health"], params.get("health_timeout") or 10)
+        result["health"] = dict(call=call, ok=healthy, answer=to_plain(answer))
+        if not healthy:
+            raise InstallError("Node %s runs %s now (%s), but its health check %s returned %s instead of ok. Downgrade it "
+                               "with otp.release.downgrade if it must go back."
+                               % (target.identity.node, version, "permanent" if result["permanent"] else "current only",
+                                  call, show_term(answer)), details=dict(result, health_failed=True))
+    if params.get("keep") is not None and not check_mode:
+        removed = remove_releases(target, params["keep"])
+        result.update(releases=removed["releases"], removed=removed["removed"])
+        result["changed"] = result["changed"] or removed["changed"]
+    result["duration_ms"] = int((time.monotonic() - started) * 1000)
+    return result
+
+
+def _step(step_result):
+    return dict((k, step_result.get(k)) for k in ("changed", "method", "version", "erts_version", "duration_ms"))
+
+
+def run_upgrade_module(module):
+    """main() of the upgrade module."""
+    from ansible_collections.otp.release.plugins.module_utils._tarball import ReleaseTarballError
+    from ansible_collections.otp.release.plugins.module_utils._unpack import UnpackError, preflight
+
+    try:
+        if module.params.get("preflight_only"):
+            # the action plugin's question before it sends src; in check mode this is the whole answer
+            probe = preflight(module.params)
+            version = module.params["version"]
+            module.exit_json(from_version=probe.get("current"), to_version=version,
+                             direction="none" if probe.get("current") == version else "up", **probe)
+        result = upgrade_all(module.params, module.check_mode)
+    except InstallError as exc:
+        details = dict(release_handler_error=to_plain(exc.raw)) if exc.raw is not None else {}
+        details.update(exc.details)
+        module.fail_json(msg=exc.msg, **details)
+    except UnpackError as exc:
+        details = dict(release_handler_error=to_plain(exc.raw)) if exc.raw is not None else {}
+        details.update(exc.details.get("result") or {})
+        module.fail_json(msg=exc.msg, **details)
+    except (ReleaseError, NodeError, ReleaseTarballError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
 
 # ---------------------------------------------------------------------------------------------------
 # Removing releases (the remove module, and upgrade's keep)

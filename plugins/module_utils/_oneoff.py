@@ -153,8 +153,8 @@ class VersionLayout(object):
         self.release = release
         self.version = version
         erts, libs = version_libs(release, version)
-        self.apps = [app for app, _ in libs]
-        self.lib_dirs = [os.path.join(lib_dir, "ebin") for _, lib_dir in libs]
+        self.apps = [lib[0] for lib in libs]
+        self.lib_dirs = [os.path.join(lib[1], "ebin") for lib in libs]
         self.erts_bin = release.erts_bin(erts)
         boot_dir = release.path("releases", version)
         # relx ships no_dot_erlang.boot: start_clean without the step that runs the user's ~/.erlang.
@@ -260,7 +260,7 @@ def interpret(outcome, where, name, tags):
             raise EvalError("%s returned %s (%s), a failure by failed_when_result." % (name, shorten(text), where), **fields)
         return fields
     if kind == "exception":
-        _, call_ms, error_class, reason_text, stack_text = outcome
+        call_ms, error_class, reason_text, stack_text = outcome[1:]
         reason_text = term_of(reason_text)[1]
         raise EvalError("%s raised %s:%s (%s)." % (name, error_class, shorten(reason_text), where),
                         erlang_class=str(error_class), erlang_reason=reason_text,

@@ -301,8 +301,8 @@ def _new_tops(root, relative_paths):
 
 
 def remove_paths(root, relative_paths):
-    """Remove what an attempt created; returns the paths that could not be removed."""
-    left = []
+    """Remove what an attempt created; returns (removed, could not remove)."""
+    removed, left = [], []
     for relative in sorted(relative_paths, key=lambda p: -p.count("/")):
         path = os.path.join(root, relative)
         try:
@@ -310,9 +310,12 @@ def remove_paths(root, relative_paths):
                 shutil.rmtree(path)
             elif os.path.lexists(path):
                 os.unlink(path)
+            else:
+                continue
+            removed.append(relative)
         except OSError:
             left.append(path)
-    return left
+    return sorted(removed), left
 
 
 def place_file(src, dest, sha256):
@@ -367,7 +370,7 @@ def unpack_on_node(target, facts, src):
                 os.unlink(dest)
             return live
         raise UnpackError("release_handler:unpack_release(\"%s/%s\") failed on node %s: %s. %s The node still runs %s and "
-                          "RELEASES is unchanged."
+                          "RELEASES is unchanged; run again once the cause is fixed."
                           % (facts.version, facts.name, live.node, explain_unpack(reason), _undo(root, created),
                              current_version([dict(version=v, state=s) for v, s in live.states.items()])),
                           raw=reason)
@@ -398,18 +401,29 @@ def _call_unpack(target, facts, root, created):
 
 def _undo(root, created):
     """Remove what an attempt created; one sentence saying what happened."""
-    left = remove_paths(root, created)
+    removed, left = remove_paths(root, created)
     if left:
         return "Could not remove %s: remove it by hand before the next attempt." % ", ".join(left)
-    if created:
-        return "What the attempt created was removed (%s)." % ", ".join(created)
+    if removed:
+        return "What the attempt created was removed (%s)." % ", ".join(removed)
     return "Nothing was left behind."
 
 
+def _is_stack(term):
+    return isinstance(term, list) and bool(term) and all(isinstance(f, tuple) and len(f) == 4 for f in term)
+
+
 def explain_unpack(reason):
+    """One sentence for an unpack_release error term."""
     plain = to_plain(reason)
-    if isinstance(plain, list) and plain and plain[0] == "cannot_extract_file" and len(plain) == 3:
+    if isinstance(plain, list) and len(plain) == 3 and plain[0] == "cannot_extract_file":
         return "it could not write %s (%s)" % (plain[1], format_term(reason[2]))
+    if isinstance(reason, tuple) and len(reason) == 2 and _is_stack(reason[1]):
+        # release_handler caught a crash, e.g. {case_clause, {error, eperm}} when erl_tar cannot write a file
+        module, function, arity = reason[1][0][:3]
+        return "release_handler crashed with %s in %s:%s/%s" % (format_term(reason[0]), module, function, arity)
+    if isinstance(plain, list) and plain and not isinstance(plain[0], str):
+        return "release_handler returned %s" % format_term(reason)
     return explain(reason)
 
 
@@ -587,7 +601,7 @@ def run_verify(params):
 
     failed = [c["check"] for c in checks if not c["ok"]]
     result = dict(changed=False, name=name, version=version, erts_version=release_erts, erts_running=running_erts,
-                  running_version=running, checks=checks, failed=failed, ok=not failed)
+                  running_version=running, checks=checks, failed_checks=failed, ok=not failed)
     if target is not None:
         facts_now = target.facts(live.as_tuple() if live else None)
         result.update(releases=facts_now["releases"], current=facts_now["current"], permanent=facts_now["permanent"])

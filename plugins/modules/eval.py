@@ -16,7 +16,8 @@ description:
   - This is how a migration runs the code of the NEW release before the upgrade, while the node still runs the old one.
   - The VM boots the version's bundled ERTS (C(erts-<vsn>/bin/erlexec)) with the version's C(no_dot_erlang) boot
     file (relx) or else its C(start_clean) boot file, and the version's C(releases/<vsn>/sys.config) when there is one.
-    The C(ebin) directories of every application of the version's C(.rel) come first in the code path.
+    The C(ebin) directories of every application of the version (by its C(.rel) file, else its entry in
+    C(releases/RELEASES)) come first in the code path.
   - The applications of the version are loaded, so their environment (from the C(.app) files and C(sys.config)) is
     there, but not started, except those in O(start_apps).
   - The VM runs without distribution (no C(-name) or C(-sname)), so it cannot clash with the running node. The
@@ -24,7 +25,7 @@ description:
   - The function runs in a process of its own. An exception fails the task with the class, reason and stack. A
     result whose tag is in O(failed_when_result) fails it too.
 author:
-  - otp.release maintainers
+  - otp.release maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - otp.release.common
 options:
@@ -48,9 +49,9 @@ options:
       - The arguments of the function, one list element per argument.
       - Numbers stay numbers, V(true) and V(false) are booleans, null is the atom C(undefined), lists are lists and
         mappings are maps. Strings become binaries or charlists by O(strings_as).
-      - A mapping with the single key V(atom) makes an atom (V({atom: dry_run})), with V(tuple) a tuple of the
+      - 'A mapping with the single key V(atom) makes an atom (V({atom: dry_run})), with V(tuple) a tuple of the
         elements of its list (V({tuple: [{atom: ok}, 1]})), with V(binary) or V(charlist) that kind of string
-        whatever O(strings_as) says.
+        whatever O(strings_as) says.'
     type: list
     elements: raw
     default: []
@@ -80,7 +81,8 @@ options:
 attributes:
   check_mode:
     support: partial
-    description:
+    description: Check mode checks what it can without running the function.
+    details:
       - The function cannot be run without its effects, so check mode does not run it. It checks that the version is
         unpacked, bundles its ERTS and has a C(<module>.beam) in its applications, then reports the task as skipped,
         with O(ignore:changed=false) and RV(skipped_in_check_mode).
@@ -93,6 +95,8 @@ notes:
   - O(timeout) is the time limit of the whole VM, boot and call. On timeout the VM is killed and the task fails.
   - A C(sys.config.src) or C(vm.args.src) is not rendered; only a ready C(sys.config) is used.
   - Output the function prints goes to RV(stdout), log messages of the VM too.
+  - Only O(root), O(name) and O(timeout) of the shared options matter here; O(node), O(cookie), O(cookie_file) and
+    O(channel) are accepted (for C(module_defaults)) and not used, since the module never calls the node.
 """
 
 EXAMPLES = r"""

@@ -20,7 +20,7 @@ description:
   - For a relx release it also deletes the C(bin/<name>-<vsn>) start script of each removed version.
   - All removals are done in one call to the node.
 author:
-  - otp.release maintainers
+  - otp.release maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - otp.release.common
 options:

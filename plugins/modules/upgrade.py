@@ -21,21 +21,50 @@ description:
     waits for the node and says so.
   - A relup that restarts the emulator needs the node to run with heart and a restart program; the module refuses
     it before any change otherwise, and else waits for the new emulator and then makes the version permanent.
+  - With O(src) it does the whole path in one invocation, one task per host - unpack (as M(otp.release.unpack)),
+    the ERTS checks of M(otp.release.verify_erts), the upgrade, the O(health) check, and the removal of old releases
+    beyond O(keep) (as M(otp.release.remove)) - and stops at the first step that fails.
 author:
   - otp.release maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - otp.release.common
   - otp.release.change
+  - otp.release.unpack
 options:
   version:
     description:
-      - The version to upgrade to. It must be unpacked already (see M(otp.release.unpack)).
+      - The version to upgrade to. Without O(src) it must be unpacked already (see M(otp.release.unpack)).
+      - Required unless O(src) is given; with O(src) it must be the tarball's version.
     type: str
-    required: true
+  health:
+    description:
+      - A function called on the node after the upgrade, in a process of its own; it must return C(ok) within
+        O(health_timeout), else the task fails with RV(health_failed) set and the node stays on the new version.
+      - A dictionary with C(module), C(function) and optional C(args) (a list of arguments).
+    type: dict
+  health_timeout:
+    description:
+      - Seconds O(health) has to answer.
+    type: int
+    default: 10
+  keep:
+    description:
+      - After a successful upgrade (and health check), remove the C(old) releases but the newest O(keep) ones, as
+        M(otp.release.remove) does. By default nothing is removed.
+    type: int
+  verify_erts:
+    description:
+      - Run the ERTS checks of M(otp.release.verify_erts) on the unpacked version before upgrading to it, as
+        the O(src) path always does. The action plugin sets it when O(src) was given but the host had the version.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
-    description: Runs C(check_install_release) only.
+    description:
+      - Runs C(check_install_release) only.
+      - With O(src) for a version the host does not have yet, inspects the tarball and runs its ERTS checks, but does
+        not unpack it, so release_handler is not asked.
   diff_mode:
     support: full
     description: Release states before and after.
@@ -46,6 +75,16 @@ EXAMPLES = r"""
   otp.release.upgrade:
     root: /opt/kvstore
     version: 2.0.0
+
+- name: Unpack, verify, upgrade, check health and remove all old releases but one, in one task
+  otp.release.upgrade:
+    root: /opt/kvstore
+    src: dist/kvstore-2.0.0.tar.gz
+    checksum: "sha256:{{ kvstore_sha256 }}"
+    health:
+      module: kvstore
+      function: health
+    keep: 1
 
 - name: Upgrade, giving each process 30 s for code_change
   otp.release.upgrade:
@@ -104,6 +143,33 @@ duration_ms:
   description: Milliseconds the module spent.
   returned: success
   type: int
+unpack:
+  description: What the unpack step did (with O(src)).
+  returned: when O(src) was given
+  type: dict
+erts_checks:
+  description: The ERTS checks of the version before the upgrade, one entry per check (with O(src) or O(verify_erts)).
+  returned: when the checks ran
+  type: list
+  elements: dict
+health:
+  description: The O(health) call, whether it answered C(ok), and its answer.
+  returned: when O(health) was given and the task did not run in check mode
+  type: dict
+  sample: {call: "kvstore:health()", ok: true, answer: ok}
+health_failed:
+  description: True when the upgrade succeeded but O(health) did not answer C(ok).
+  returned: failure
+  type: bool
+removed:
+  description: The old releases removed because of O(keep).
+  returned: when O(keep) was given
+  type: list
+  elements: str
+transferred:
+  description: Whether the tarball was sent to the host.
+  returned: always
+  type: bool
 release_handler_error:
   description: The raw release_handler error term, when release_handler refused or failed.
   returned: failure
@@ -112,13 +178,12 @@ release_handler_error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.otp.release.plugins.module_utils._argspec import module_kwargs
-from ansible_collections.otp.release.plugins.module_utils._install import CHANGE_OPTIONS, run_change_module
+from ansible_collections.otp.release.plugins.module_utils._install import run_upgrade_module, upgrade_module_kwargs
 
 
 def main():
-    module = AnsibleModule(**module_kwargs(version=dict(type="str", required=True), **CHANGE_OPTIONS))
-    run_change_module(module, "up")
+    module = AnsibleModule(**upgrade_module_kwargs())
+    run_upgrade_module(module)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 TASK_NAME = "module under test"
-RESULT_LINE = re.compile(r"^(?:ok|changed|skipping|fatal): \[localhost\](?:: FAILED!)? => (?=\{)", re.M)
+RESULT_LINE = re.compile(r"^(ok|changed|skipping|fatal): \[localhost\](?:: FAILED!)? => (?=\{)", re.M)
 CLI_ENV = {
     "ANSIBLE_STDOUT_CALLBACK": "default",
     "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
@@ -62,8 +62,8 @@ def run_playbook(path, extra_vars=None, inventory=None, check=False, env=None, v
 
 def run_module(module, args, check=False, env=None):
     """(rc, result) of one otp.release module (or any FQCN) on localhost; result is the module's result as JSON
-    (minus `invocation`, `diff` and `warnings`, which the callback leaves out). rc is ansible-playbook's:
-    0, or 2 when the module failed."""
+    (minus `invocation`, `diff` and `warnings`, which the callback leaves out), with `failed` and `skipped` set. rc is
+    ansible-playbook's: 0, or 2 when the module failed."""
     if "." not in module:
         module = "otp.release." + module
     with tempfile.TemporaryDirectory(prefix="ansible-cli-") as work:
@@ -73,5 +73,8 @@ def run_module(module, args, check=False, env=None):
     match = RESULT_LINE.search(output, max(task_at, 0))
     if task_at < 0 or not match:
         raise AssertionError("ansible-playbook printed no result (rc {0}):\n{1}".format(rc, output[-5000:]))
-    result, _ = json.JSONDecoder().raw_decode(output, match.end())
+    result = json.JSONDecoder().raw_decode(output, match.end())[0]
+    # the callback leaves out `failed` and `skipped`; the line says them
+    result["failed"] = match.group(1) == "fatal"
+    result["skipped"] = match.group(1) == "skipping"
     return rc, result

@@ -3,9 +3,12 @@
 Every step is checked on the node itself: same OS pid and kv_server pid, every key in memory in the
 new state shape, which_releases, and a cold start that boots the version made permanent."""
 
+import json
+import os
 import shutil
-
-import pytest
+import subprocess
+import sys
+from pathlib import Path
 
 import world as kvworld
 from ansible_cli import run_module
@@ -113,13 +116,23 @@ def test_upgrade_up_the_chain_and_downgrade_back(world, deploy, start_node):
     cold_start_boots(node, "1.0.0", states)
 
 
+def ad_hoc(module, args_text):
+    """(rc, result) of `ansible localhost -m <module> -a '<args_text>'`, printed by the ad-hoc `minimal` callback."""
+    argv = [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+            "-m", module, "-a", args_text, "-e", "ansible_python_interpreter=" + sys.executable]
+    done = subprocess.run(argv, env=dict(os.environ, ANSIBLE_NOCOLOR="1"), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=300, check=False)
+    assert "=> {" in done.stdout, done.stdout
+    return done.returncode, json.loads(done.stdout[done.stdout.index("=> {") + 3:])
+
+
 def test_downgrade_ad_hoc_as_written(world, deploy, start_node):
     node = start_node(deploy("1.0.0"))
     put_keys(node)
     unpack(world, node, "2.0.0")
     assert_ok(*change("upgrade", node, version="2.0.0"))
     os_pid = node.os_pid()
-    rc, result = run_module("otp.release.downgrade", "root={0}".format(node.root))
+    rc, result = ad_hoc("otp.release.downgrade", "root={0}".format(node.root))
     assert_ok(rc, result)
     assert (result["changed"], result["from_version"], result["to_version"]) == (True, "2.0.0", "1.0.0")
     assert node.rpc(SNAPSHOT) == expected_snapshot(os_pid, node.rpc("kvstore:server_pid()"), "1.0.0",
@@ -298,3 +311,43 @@ def test_restart_emulator_is_refused_without_heart_or_restart_program(world, dep
                                                  "not executable"], version="1.2.0")
     finally:
         node.stop()
+
+
+def test_upgrade_with_src_does_the_whole_path_in_one_task(world, deploy, start_node):
+    node = start_node(deploy("1.0.0"))
+    put_keys(node)
+    os_pid, server_pid = node.os_pid(), node.rpc("kvstore:server_pid()")
+    args = dict(src=world["2.0.0"], health=dict(module="kvstore", function="health"), keep=0)
+
+    rc, checked = change("upgrade", node, check=True, **args)
+    assert_ok(rc, checked)
+    assert (checked["changed"], checked["to_version"], checked["transferred"]) == (True, "2.0.0", False)
+    assert node.rpc(SNAPSHOT) == expected_snapshot(os_pid, server_pid, "1.0.0", {"1.0.0": "permanent"})
+
+    rc, result = change("upgrade", node, **args)
+    assert_ok(rc, result)
+    assert (result["changed"], result["from_version"], result["to_version"], result["transferred"]) == \
+        (True, "1.0.0", "2.0.0", True)
+    assert result["unpack"]["changed"] and all(check["ok"] for check in result["erts_checks"])
+    assert result["health"] == dict(call="kvstore:health()", ok=True, answer="ok")
+    assert result["removed"] == ["1.0.0"]
+    assert node.rpc(SNAPSHOT) == expected_snapshot(os_pid, server_pid, "2.0.0", {"2.0.0": "permanent"})
+    assert not (node.root / "bin" / "kvstore-1.0.0").exists()
+
+    rc, again = change("upgrade", node, **args)
+    assert_ok(rc, again)
+    assert (again["changed"], again["transferred"], again["removed"]) == (False, False, [])
+    assert node.rpc(SNAPSHOT) == expected_snapshot(os_pid, server_pid, "2.0.0", {"2.0.0": "permanent"})
+
+
+def test_an_unhealthy_upgrade_fails_and_says_where_the_node_is(world, deploy, start_node):
+    node = start_node(deploy("1.0.0"))
+    put_keys(node)
+    os_pid, server_pid = node.os_pid(), node.rpc("kvstore:server_pid()")
+    rc, result = change("upgrade", node, src=world["2.0.0"], health=dict(module="kvstore", function="unhealthy"),
+                        keep=0)
+    assert rc != 0 and result["failed"] and result["health_failed"]
+    assert "health check kvstore:unhealthy() returned {error,not_ready}" in result["msg"], result["msg"]
+    assert "runs 2.0.0 now (permanent)" in result["msg"]
+    # no removal after a failed health check: the way back is still there
+    assert node.rpc(SNAPSHOT) == expected_snapshot(os_pid, server_pid, "2.0.0", {"1.0.0": "old", "2.0.0": "permanent"})

@@ -86,3 +86,9 @@ def test_restart_emulator_is_seen_in_the_relup(target):
 def test_errors_become_sentences():
     assert explain(parse('{no_matching_relup, "3.0.0", "1.0.0"}')) == "the relup has no path to 3.0.0 from 1.0.0"
     assert "release_handler returned {weird,1}" == explain(parse("{weird, 1}"))
+
+
+def test_a_crash_in_code_change_names_module_process_and_reason():
+    text = explain(parse('{code_change_failed, <0.287.0>, kv_server, "1.0.0", '
+                         '{\'EXIT\', {boom_in_code_change, [{kv_server, code_change, 3, [{file, "kv_server.erl"}]}]}}}'))
+    assert text == "code_change of module kv_server (version 1.0.0) crashed in process <0.287.0>: boom_in_code_change"

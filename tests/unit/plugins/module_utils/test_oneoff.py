@@ -151,14 +151,14 @@ def test_start_clean_and_no_config_when_the_version_ships_neither(tmp_path):
     release = make_root(tmp_path / "root", sys_config=False, no_dot_erlang=False)
     (tmp_path / "root" / "releases" / "2.0.0" / "sys.config.src").write_text("[].\n")
     layout = VersionLayout(release, "2.0.0")
-    argv, _ = layout.command("/p", "/w")
+    argv = layout.command("/p", "/w")[0]
     assert argv[2].endswith("/releases/2.0.0/start_clean") and "-config" not in argv
     assert "sys.config.src is not rendered" in layout.warnings[0]
 
 
 def test_a_mix_release_gets_its_boot_var(tmp_path):
     release = make_root(tmp_path / "root", relx=False, mix=True)
-    argv, _ = VersionLayout(release, "2.0.0").command("/p", "/w")
+    argv = VersionLayout(release, "2.0.0").command("/p", "/w")[0]
     at = argv.index("-boot_var")
     assert argv[at + 1:at + 3] == ["RELEASE_LIB", release.path("lib")]
 
