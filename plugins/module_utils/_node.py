@@ -112,7 +112,7 @@ def run_command(argv, stdin_text=None, env=None, timeout=None):
     full_env["LANG"] = full_env["LC_ALL"] = "C"
     try:
         proc = subprocess.run(argv, input=stdin_text, env=full_env, timeout=timeout, check=False,  # pylint: disable=ansible-bad-function
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8", errors="replace")
     except subprocess.TimeoutExpired:
         raise NodeError("timeout", "%s did not finish within %s s." % (os.path.basename(argv[0]), timeout))
     return proc.returncode, proc.stdout, proc.stderr

@@ -5,7 +5,7 @@
 """Run Module:Function(Args) with the code of one unpacked version, in a one-off VM of its own.
 
 The VM boots the version's bundled ERTS with the version's boot file and sys.config, puts the lib
-directories of every application of the version's .rel first in the code path, loads those
+directories of every application of the version (.rel or RELEASES) first in the code path, loads those
 applications (starts only the ones asked for), calls the function in a monitored process and writes
 the outcome to a file in a private temporary directory. It never starts distribution, so it cannot
 clash with the running node or reach it.

@@ -110,7 +110,8 @@ def find_node_process(root):
             continue
         process = NodeProcess(int(entry), argv)
         proc_root = process.flag("-root")
-        if proc_root and os.path.realpath(proc_root) == real_root and "-hidden" not in argv:
+        distributed = "-name" in argv or "-sname" in argv
+        if proc_root and os.path.realpath(proc_root) == real_root and distributed and "-hidden" not in argv:
             found.append(process)
     return min(found, key=lambda p: p.pid) if found else None
 

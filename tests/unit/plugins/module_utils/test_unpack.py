@@ -1,0 +1,394 @@
+"""The unpack and verify flows without Erlang: member-path rules, first install, cleanup after a failed
+release_handler unpack (a fake node), preflight answers, RELEASES text."""
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+
+import pytest
+
+from ansible_collections.otp.release.plugins.module_utils import _unpack
+from ansible_collections.otp.release.plugins.module_utils._erlterm import parse_all
+from ansible_collections.otp.release.plugins.module_utils._node import NodeError
+from ansible_collections.otp.release.plugins.module_utils._release import ReleaseRoot
+from ansible_collections.otp.release.plugins.module_utils._tarball import ReleaseTarballError
+from ansible_collections.otp.release.plugins.module_utils._unpack import (
+    STATE_EXPR,
+    UnpackError,
+    first_install,
+    inspect_source,
+    parse_checksum,
+    preflight,
+    releases_text,
+    run_unpack,
+    unpack_on_node,
+)
+
+REL = '{release,{"kvstore","%s"},{erts,"13.1.5"},[{kernel,"8.5.3"},{stdlib,"4.2"},{kvstore,"%s"}]}.\n'
+RELUP = '{"2.0.0",[{"1.0.0",[],[point_of_no_return]}],[{"1.0.0",[],[point_of_no_return]}]}.\n'
+
+
+def member(name, data=b"", kind=tarfile.REGTYPE, link="", mode=0o644):
+    return dict(name=name, data=data, kind=kind, link=link, mode=mode)
+
+
+def release_members(version="2.0.0"):
+    return [
+        member("lib/kvstore-%s/ebin/kvstore.app" % version, b"{application,kvstore,[]}.\n"),
+        member("lib/kernel-8.5.3/ebin/kernel.app", b"{application,kernel,[]}.\n"),
+        member("releases/%s/kvstore.rel" % version, (REL % (version, version)).encode()),
+        member("releases/%s/start.boot" % version, b"boot"),
+        member("releases/%s/relup" % version, RELUP.encode() if version == "2.0.0" else b'{"1.0.0",[],[]}.\n'),
+        member("releases/RELEASES", b"[].\n"),
+        member("releases/start_erl.data", ("13.1.5 %s\n" % version).encode()),
+        member("erts-13.1.5/bin/beam.smp", b"\x7fELF", mode=0o755),
+        member("bin/kvstore", b"#!/bin/sh\n", mode=0o755),
+        member("bin/kvstore-%s" % version, b"#!/bin/sh\n", mode=0o755),
+    ]
+
+
+def write_tarball(path, members):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for item in members:
+            info = tarfile.TarInfo(item["name"])
+            info.type, info.mode, info.linkname, info.mtime = item["kind"], item["mode"], item["link"], 1700000000
+            if item["kind"] == tarfile.REGTYPE:
+                info.size = len(item["data"])
+                tar.addfile(info, io.BytesIO(item["data"]))
+            else:
+                tar.addfile(info)
+    path.write_bytes(gzip.compress(buffer.getvalue()))
+    return str(path)
+
+
+def tree(root):
+    """{relative path: bytes or 'dir'} of everything under root."""
+    found = {}
+    for directory, dirs, files in os.walk(str(root)):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(directory, name), str(root))] = "dir"
+        for name in files:
+            with open(os.path.join(directory, name), "rb") as handle:
+                found[os.path.relpath(os.path.join(directory, name), str(root))] = handle.read()
+    return found
+
+
+@pytest.fixture
+def tarball(tmp_path):
+    return write_tarball(tmp_path / "kvstore-2.0.0.tar.gz", release_members())
+
+
+# ---- checksum and member paths ----
+
+def test_checksum_option():
+    digest = "AB" * 32
+    assert parse_checksum("sha256:" + digest) == digest.lower()
+    assert parse_checksum(None) is None
+    for bad in ("md5:" + digest, digest, "sha256:" + digest[:-1], "sha256:" + "zz" * 32):
+        with pytest.raises(UnpackError, match="checksum must be 'sha256:' followed by 64 hex digits"):
+            parse_checksum(bad)
+
+
+def test_checksum_mismatch_names_the_file_and_both_values(tarball):
+    actual = hashlib.sha256(open(tarball, "rb").read()).hexdigest()
+    with pytest.raises(UnpackError) as caught:
+        inspect_source(tarball, checksum="sha256:" + "0" * 64)
+    assert "%s does not match its checksum: expected sha256:%s, actual sha256:%s" % (tarball, "0" * 64, actual) in caught.value.msg
+    assert inspect_source(tarball, checksum="sha256:" + actual.upper()).sha256 == actual
+
+
+REFUSED = [
+    (member("a/../../b"), "leads outside the release root"),
+    (member("lib/../../etc/passwd"), "leads outside the release root"),
+    (member("releases/2.0.0/../../../x"), "leads outside the release root"),
+    (member("/etc/passwd"), "is an absolute path"),
+    (member("lib/out", kind=tarfile.SYMTYPE, link="/etc"), "symlink with an absolute or empty target"),
+    (member("lib/up", kind=tarfile.SYMTYPE, link="../../.."), "leads outside the release root"),
+    (member("lib/pw", kind=tarfile.LNKTYPE, link="/etc/passwd"), "hard link to an absolute path"),
+    (member("lib/pw", kind=tarfile.LNKTYPE, link="../../etc/passwd"), "leads outside the release root"),
+    (member("lib/tty", kind=tarfile.CHRTYPE), "is a device or FIFO"),
+    (member("lib/pipe", kind=tarfile.FIFOTYPE), "is a device or FIFO"),
+]
+
+
+@pytest.mark.parametrize("bad, words", REFUSED, ids=[b["name"] + ":" + b["kind"].decode() for b, _ in REFUSED])
+def test_unsafe_members_are_refused(tmp_path, bad, words):
+    path = write_tarball(tmp_path / "t.tar.gz", release_members() + [bad])
+    with pytest.raises(ReleaseTarballError) as caught:
+        inspect_source(path)
+    assert repr(bad["name"]) in str(caught.value) and words in str(caught.value)
+
+
+def test_a_link_then_a_member_through_it_is_judged_where_it_lands(tmp_path):
+    members = release_members() + [member("lib/here", kind=tarfile.SYMTYPE, link=".."), member("lib/here/../x")]
+    with pytest.raises(ReleaseTarballError, match="leads outside the release root"):
+        inspect_source(write_tarball(tmp_path / "t.tar.gz", members))
+
+
+ACCEPTED = ["./x", "lib/kvstore-2.0.0/priv/données/ünïcödé.txt", "lib/kvstore-2.0.0/priv/日本語", "a\\..\\b",
+            "lib/kvstore-2.0.0/../kvstore-2.0.0/priv/again"]
+
+
+def test_tricky_but_safe_names_are_accepted_and_installed(tmp_path):
+    members = release_members() + [member(name, name.encode("utf-8")) for name in ACCEPTED] + [
+        member("lib/kvstore-2.0.0/priv/link", kind=tarfile.SYMTYPE, link="../ebin")]
+    path = write_tarball(tmp_path / "t.tar.gz", members)
+    facts = inspect_source(path)
+    root = tmp_path / "root"
+    first_install(ReleaseRoot(str(root)), facts, path)
+    assert (root / "x").read_bytes() == b"./x"
+    assert (root / "lib/kvstore-2.0.0/priv/données/ünïcödé.txt").is_file()
+    assert (root / "lib/kvstore-2.0.0/priv/日本語").is_file()
+    assert (root / "a\\..\\b").is_file()  # a backslash is part of a POSIX name, not a separator
+    assert (root / "lib/kvstore-2.0.0/priv/again").is_file()
+    assert os.readlink(str(root / "lib/kvstore-2.0.0/priv/link")) == "../ebin"
+
+
+# ---- first install ----
+
+def test_releases_text_marks_the_version_permanent(tarball):
+    facts = inspect_source(tarball)
+    term = parse_all(releases_text(facts))[0]
+    assert term == [("release", "kvstore", "2.0.0", "13.1.5",
+                     [("kernel", "8.5.3", "lib/kernel-8.5.3"), ("stdlib", "4.2", "lib/stdlib-4.2"),
+                      ("kvstore", "2.0.0", "lib/kvstore-2.0.0")], "permanent")]
+
+
+def test_first_install_into_a_missing_root(tmp_path, tarball):
+    root = tmp_path / "srv" / "kvstore"
+    facts = inspect_source(tarball)
+    checked = first_install(ReleaseRoot(str(root)), facts, tarball, check_mode=True)
+    assert checked["changed"] and checked["method"] == "first_install" and not root.exists()
+    result = first_install(ReleaseRoot(str(root)), facts, tarball)
+    assert (result["changed"], result["method"], result["version"], result["running"]) == (True, "first_install", "2.0.0", False)
+    assert [(e["version"], e["state"]) for e in result["releases"]] == [("2.0.0", "permanent")]
+    assert (root / "releases" / "RELEASES").read_text() == releases_text(facts)  # the tarball's own RELEASES is replaced
+    assert (root / "bin" / "kvstore").stat().st_mode & 0o777 == 0o755
+    assert sorted(os.listdir(str(root.parent))) == ["kvstore"]  # no staging directory left
+
+
+def test_first_install_into_an_empty_directory_keeps_its_mode(tmp_path, tarball):
+    root = tmp_path / "kvstore"
+    root.mkdir(mode=0o750)
+    root.chmod(0o750)
+    first_install(ReleaseRoot(str(root)), inspect_source(tarball), tarball)
+    assert root.stat().st_mode & 0o777 == 0o750 and (root / "releases" / "RELEASES").is_file()
+
+
+def test_first_install_refusals(tmp_path, tarball):
+    facts = inspect_source(tarball)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes").write_text("mine")
+    with pytest.raises(UnpackError, match="is not empty but holds no releases/ directory"):
+        first_install(ReleaseRoot(str(busy)), facts, tarball)
+    assert os.listdir(str(busy)) == ["notes"]
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(UnpackError, match="is a symlink"):
+        first_install(ReleaseRoot(str(tmp_path / "link")), facts, tarball)
+
+
+def test_host_side_signature_is_refused(tarball, tmp_path):
+    with pytest.raises(UnpackError, match="signature is checked on the controller"):
+        run_unpack(dict(root=str(tmp_path / "r"), src=tarball, signature="/x.sig", public_key="k"))
+
+
+# ---- a running node (fake) ----
+
+class FakeNode(object):
+    """Answers STATE_EXPR and UNPACK_EXPR like a node; `on_unpack(root)` plays release_handler."""
+
+    class identity(object):
+        node = "kv@127.0.0.1"
+
+    def __init__(self, root, on_unpack, states=None):
+        self.release = ReleaseRoot(str(root), "kvstore")
+        self.on_unpack = on_unpack
+        self.states = states or {"1.0.0": "permanent"}
+        self.calls = []
+
+    def answer(self):
+        return ("kv@127.0.0.1", 4242, "13.1.5", [(v, s, ["kernel-8.5.3", "kvstore-" + v]) for v, s in self.states.items()])
+
+    def call(self, expression):
+        self.calls.append(expression)
+        if expression == STATE_EXPR:
+            return self.answer()
+        outcome = self.on_unpack(self.release.root)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return (outcome,) + self.answer()
+
+
+@pytest.fixture
+def running_root(tmp_path):
+    root = tmp_path / "root"
+    for path, data in {"releases/RELEASES": '[{release,"kvstore","1.0.0","13.1.5",[{kernel,"8.5.3","lib/kernel-8.5.3"}],permanent}].\n',
+                       "releases/1.0.0/kvstore.rel": REL % ("1.0.0", "1.0.0"), "lib/kernel-8.5.3/ebin/kernel.app": "x",
+                       "lib/kvstore-1.0.0/ebin/kvstore.app": "x", "bin/kvstore": "x", "erts-13.1.5/bin/beam.smp": "x",
+                       "data/kvstore.db": "x"}.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(data)
+    return root
+
+
+def release_handler_unpacks(node):
+    def unpack(root):
+        assert os.path.isfile(os.path.join(root, "releases/2.0.0/kvstore.tar.gz"))
+        for path in ("lib/kvstore-2.0.0/ebin/kvstore.app", "releases/2.0.0/start.boot", "bin/kvstore-2.0.0"):
+            os.makedirs(os.path.dirname(os.path.join(root, path)), exist_ok=True)
+            open(os.path.join(root, path), "w").close()
+        os.unlink(os.path.join(root, "releases/2.0.0/kvstore.tar.gz"))  # as release_handler does, with the .rel
+        node.states["2.0.0"] = "unpacked"
+        return ("ok", "2.0.0")
+    return unpack
+
+
+def test_unpack_on_node_places_calls_and_puts_the_rel_back(running_root, tarball):
+    node = FakeNode(running_root, None)
+    node.on_unpack = release_handler_unpacks(node)
+    live = unpack_on_node(node, inspect_source(tarball), tarball)
+    assert live.states == {"1.0.0": "permanent", "2.0.0": "unpacked"}
+    assert (running_root / "releases/2.0.0/kvstore.rel").read_text() == REL % ("2.0.0", "2.0.0")
+    assert not (running_root / "releases/2.0.0/kvstore.tar.gz").exists()
+    assert 'release_handler:unpack_release("2.0.0/kvstore")' in node.calls[-1]
+    assert [p for p in os.listdir(str(running_root / "releases/2.0.0")) if p.startswith(".")] == []
+
+
+def test_failed_unpack_removes_what_it_created(running_root, tarball):
+    before = tree(running_root)
+
+    def partial_then_error(root):
+        os.makedirs(os.path.join(root, "lib/kvstore-2.0.0/ebin"))
+        open(os.path.join(root, "lib/kvstore-2.0.0/ebin/half.beam"), "w").close()
+        return ("error", ("cannot_extract_file", "bin/kvstore-2.0.0", "eperm"))
+
+    node = FakeNode(running_root, partial_then_error)
+    with pytest.raises(UnpackError) as caught:
+        unpack_on_node(node, inspect_source(tarball), tarball)
+    message = caught.value.msg
+    assert "it could not write bin/kvstore-2.0.0 (eperm)" in message
+    assert "What the attempt created was removed (lib/kvstore-2.0.0, releases/2.0.0)" in message
+    assert "still runs 1.0.0 and RELEASES is unchanged" in message
+    assert caught.value.raw == ("cannot_extract_file", "bin/kvstore-2.0.0", "eperm")
+    assert tree(running_root) == before
+
+
+def test_a_crash_inside_release_handler_is_told(running_root, tarball):
+    stack = [("release_handler", "extract_tar", 2, []), ("release_handler", "do_unpack_release", 4, [])]
+    node = FakeNode(running_root, lambda root: ("error", (("case_clause", ("error", "eperm")), stack)))
+    with pytest.raises(UnpackError, match=r"release_handler crashed with \{case_clause,\{error,eperm\}\} in release_handler:extract_tar/2"):
+        unpack_on_node(node, inspect_source(tarball), tarball)
+
+
+def test_a_broken_call_asks_the_node_again(running_root, tarball):
+    node = FakeNode(running_root, None)
+    done = release_handler_unpacks(node)
+
+    def unpacked_but_answer_lost(root):
+        done(root)
+        return NodeError("timeout", "Node kv@127.0.0.1 did not answer within 60 s.")
+
+    node.on_unpack = unpacked_but_answer_lost
+    assert "2.0.0" in unpack_on_node(node, inspect_source(tarball), tarball).states
+    assert (running_root / "releases/2.0.0/kvstore.rel").is_file()
+
+
+def test_a_broken_call_and_a_silent_node_leave_things_alone(running_root, tarball):
+    node = FakeNode(running_root, lambda root: NodeError("timeout", "no answer"))
+    original = node.call
+
+    def silent_after_unpack(expression):
+        if expression == STATE_EXPR and len(node.calls) > 0:
+            raise NodeError("timeout", "still no answer")
+        return original(expression)
+
+    node.call = silent_after_unpack
+    with pytest.raises(UnpackError, match="Nothing was removed, as the unpack may still be running"):
+        unpack_on_node(node, inspect_source(tarball), tarball)
+    assert (running_root / "releases/2.0.0/kvstore.tar.gz").is_file()
+
+
+def test_unpacked_meanwhile_by_someone_else(running_root, tarball):
+    node = FakeNode(running_root, lambda root: ("error", ("existing_release", "2.0.0")))
+    unpack_on_node(node, inspect_source(tarball), tarball)
+    assert os.listdir(str(running_root / "releases/2.0.0")) == []
+
+
+def test_leftovers_of_an_unfinished_unpack_are_refused(running_root, tarball):
+    (running_root / "releases/2.0.0").mkdir()
+    (running_root / "releases/2.0.0/start.boot").write_text("stale")
+    (running_root / "lib/kvstore-2.0.0").mkdir()
+    node = FakeNode(running_root, None)
+    live = _unpack.Live(node.answer())
+    with pytest.raises(UnpackError) as caught:
+        _unpack.refuse_leftovers(node.release, "kvstore", "2.0.0", [("kernel", "8.5.3"), ("kvstore", "2.0.0")], live)
+    assert "releases/2.0.0/, " in caught.value.msg and "lib/kvstore-2.0.0/ already exist" in caught.value.msg
+    assert "lib/kernel-8.5.3" not in caught.value.msg  # used by 1.0.0
+
+
+# ---- preflight ----
+
+@pytest.fixture
+def fake_node(monkeypatch, running_root):
+    node = FakeNode(running_root, None)
+
+    class FakeTarget(FakeNode):
+        @classmethod
+        def from_params(cls, params):
+            return node
+
+    monkeypatch.setattr(_unpack, "Target", FakeTarget)
+    node.facts = lambda live=None: dict(root=str(running_root), name="kvstore", releases=[
+        dict(version=v, state=s, erts="13.1.5") for v, s in sorted(node.states.items())],
+        current="1.0.0", permanent="1.0.0", running=bool(live))
+    return node
+
+
+def test_preflight_known_version_needs_no_upload(fake_node, running_root):
+    fake_node.states["2.0.0"] = "unpacked"
+    answer = preflight(dict(root=str(running_root), name="kvstore", version="2.0.0", checksum="sha256:" + "0" * 64))
+    assert (answer["upload_needed"], answer["changed"], answer["method"]) == (False, False, "none")
+
+
+def test_preflight_unknown_version_needs_the_bytes_unless_staged(fake_node, running_root, tarball):
+    params = dict(root=str(running_root), name="kvstore", version="2.0.0",
+                  checksum="sha256:" + hashlib.sha256(open(tarball, "rb").read()).hexdigest())
+    answer = preflight(params)
+    assert (answer["upload_needed"], answer["changed"]) == (True, True)
+    assert {e["version"]: e["state"] for e in answer["releases"]} == {"1.0.0": "permanent", "2.0.0": "unpacked"}
+    staged = running_root / "releases/2.0.0/kvstore.tar.gz"
+    staged.parent.mkdir()
+    staged.write_bytes(open(tarball, "rb").read())
+    answer = preflight(params)
+    assert (answer["upload_needed"], answer["staged_src"]) == (False, str(staged))
+
+
+def test_preflight_other_release_name_is_refused(fake_node, running_root):
+    with pytest.raises(UnpackError, match="holds release 'other' but .* serves 'kvstore'"):
+        preflight(dict(root=str(running_root), name="other", version="2.0.0"))
+
+
+def test_preflight_first_install(tmp_path):
+    answer = preflight(dict(root=str(tmp_path / "new"), name="kvstore", version="1.0.0"))
+    assert (answer["upload_needed"], answer["method"]) == (True, "first_install")
+
+
+# ---- verify helpers ----
+
+def test_relup_entry_by_direction():
+    relup = dict(up={"1.0.0": ["restart_new_emulator"]}, down={"1.0.0": ["point_of_no_return"]})
+    assert _unpack._relup_entry(relup, "1.0.0", "2.0.0") == ["restart_new_emulator"]
+    assert _unpack._relup_entry(relup, "2.0.0", "1.0.0") == ["point_of_no_return"]
+    assert _unpack._relup_entry(relup, "1.5.0", "2.0.0") is None
+    assert _unpack._relup_entry(None, "1.0.0", "2.0.0") is None
+
+
+def test_release_data_from_releases_when_the_rel_is_gone(running_root):
+    release = ReleaseRoot(str(running_root), "kvstore")
+    assert _unpack._rel_data_from_releases(release, "1.0.0") == ("13.1.5", [("kernel", "8.5.3")])
+    assert _unpack._rel_data_from_releases(release, "9.9.9") is None
