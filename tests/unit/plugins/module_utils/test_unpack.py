@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from ansible_collections.otp.release.plugins.module_utils import _unpack
-from ansible_collections.otp.release.plugins.module_utils._erlterm import parse_all
+from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, parse_all
 from ansible_collections.otp.release.plugins.module_utils._node import NodeError
 from ansible_collections.otp.release.plugins.module_utils._release import ReleaseRoot
 from ansible_collections.otp.release.plugins.module_utils._tarball import ReleaseTarballError
@@ -265,7 +265,7 @@ def test_failed_unpack_removes_what_it_created(running_root, tarball):
     def partial_then_error(root):
         os.makedirs(os.path.join(root, "lib/kvstore-2.0.0/ebin"))
         open(os.path.join(root, "lib/kvstore-2.0.0/ebin/half.beam"), "w").close()
-        return ("error", ("cannot_extract_file", "bin/kvstore-2.0.0", "eperm"))
+        return (Atom("error"), (Atom("cannot_extract_file"), "bin/kvstore-2.0.0", Atom("eperm")))
 
     node = FakeNode(running_root, partial_then_error)
     with pytest.raises(UnpackError) as caught:
@@ -279,8 +279,9 @@ def test_failed_unpack_removes_what_it_created(running_root, tarball):
 
 
 def test_a_crash_inside_release_handler_is_told(running_root, tarball):
-    stack = [("release_handler", "extract_tar", 2, []), ("release_handler", "do_unpack_release", 4, [])]
-    node = FakeNode(running_root, lambda root: ("error", (("case_clause", ("error", "eperm")), stack)))
+    stack = [(Atom("release_handler"), Atom("extract_tar"), 2, []), (Atom("release_handler"), Atom("do_unpack_release"), 4, [])]
+    crash = (Atom("case_clause"), (Atom("error"), Atom("eperm")))
+    node = FakeNode(running_root, lambda root: (Atom("error"), (crash, stack)))
     with pytest.raises(UnpackError, match=r"release_handler crashed with \{case_clause,\{error,eperm\}\} in release_handler:extract_tar/2"):
         unpack_on_node(node, inspect_source(tarball), tarball)
 
