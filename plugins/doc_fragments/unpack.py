@@ -38,8 +38,8 @@ options:
     type: path
   public_key:
     description:
-      - The public key that verifies O(signature): a PEM public key (C(-----BEGIN PUBLIC KEY-----)) given inline, or
-        the path of a PEM or DER file on the controller. Ed25519, ECDSA (P-256, P-384, P-521) and RSA keys.
+      - The public key that verifies O(signature), either a PEM public key (C(-----BEGIN PUBLIC KEY-----)) given inline,
+        or the path of a PEM or DER file on the controller. Ed25519, ECDSA (P-256, P-384, P-521) and RSA keys.
     type: str
   allow_missing_erts:
     description:

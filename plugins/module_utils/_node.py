@@ -231,7 +231,7 @@ class Channel(object):
     def _diagnose(self, detail, env):
         """Tell apart: no epmd (nothing runs), name not registered, and registered but refused (cookie)."""
         alive, host, long_name = split_node(self.node)
-        port = epmd_port(env)
+        port = epmd_port(dict(os.environ, **env))
         epmd_host = "127.0.0.1" if host in ("localhost",) else host
         try:
             names = epmd_names(epmd_host, port)

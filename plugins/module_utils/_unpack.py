@@ -238,7 +238,7 @@ def unpack(params, facts, src, check_mode=False):
     if check_mode:
         return _result(target, live, before, _release_info(release, facts.version, facts), True, "release_handler",
                        after_states=dict(before, **{facts.version: "unpacked"}))
-    refuse_leftovers(release, facts.name, facts.version, [(a, v) for a, v in facts.applications], live)
+    refuse_leftovers(release, facts.name, facts.version, list(facts.applications), live)
     live = unpack_on_node(target, facts, src)
     return _result(target, live, before, _release_info(release, facts.version, facts), True, "release_handler")
 

@@ -16,7 +16,7 @@ description:
   - Before the root is touched the tarball is inspected in full; it is refused when a member would land outside the
     root (C(..), absolute paths, links pointing out, device files), when it lacks C(releases/<vsn>/<name>.rel), when
     it does not bundle the ERTS of its C(.rel) (unless O(allow_missing_erts)), and when it is truncated or corrupt.
-  - A version the node knows already, in any state, is left alone (RV(changed=false)).
+  - A version the node knows already, in any state, is left alone (nothing changes, nothing is sent).
   - With the node running, the tarball is placed at C(releases/<vsn>/<name>.tar.gz) (under a temporary name, then
     renamed) and unpacked by C(release_handler:unpack_release/1). If that fails, everything the attempt created is
     removed, so the root is as before and a retry starts clean; the node keeps serving and C(RELEASES) is unchanged.
@@ -26,7 +26,7 @@ description:
   - With no node and a non-empty root the module fails, as a tarball is never extracted over a live root; start
     the node first.
 author:
-  - otp.release maintainers
+  - otp.release maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - otp.release.common
   - otp.release.unpack

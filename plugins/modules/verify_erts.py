@@ -23,7 +23,7 @@ description:
   - Reads ELF headers and the loader's cache; runs nothing from the release.
   - Never changes anything. Fails, listing every failed check, when one fails.
 author:
-  - otp.release maintainers
+  - otp.release maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - otp.release.common
 options:

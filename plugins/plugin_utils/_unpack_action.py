@@ -32,7 +32,7 @@ from ansible_collections.otp.release.plugins.module_utils._unpack import (
     checksum_mismatch,
     parse_checksum,
 )
-from ansible_collections.otp.release.plugins.plugin_utils._signature import SignatureError, is_inline_key, verify_file
+from ansible_collections.otp.release.plugins.plugin_utils._signature import SignatureError, is_inline_key, require_cryptography, verify_file
 
 # Keys of the preflight answer that only the action plugin reads.
 PREFLIGHT_KEYS = ("upload_needed", "staged_src")
@@ -41,7 +41,7 @@ PREFLIGHT_KEYS = ("upload_needed", "staged_src")
 class ControllerSourceAction(ActionBase):
     """Checks and uploads the tarball of a module that takes src. Subclasses set MODULE and the spec."""
 
-    TRANSFERS_FILES = True
+    TRANSFERS_FILES = False  # the remote temp dir is made only when the tarball is sent
     MODULE = "otp.release.unpack"
 
     def module_spec(self):
@@ -92,6 +92,7 @@ class ControllerSourceAction(ActionBase):
         if expected and actual != expected:
             raise checksum_mismatch(label, expected, actual)
         if params.get("signature"):
+            require_cryptography()
             signature_path = self.find_controller_file(params["signature"], "signature file", cleanup)
             key = params["public_key"]
             if is_inline_key(key):
@@ -104,8 +105,11 @@ class ControllerSourceAction(ActionBase):
 
     @staticmethod
     def read_bytes(path):
-        with open(path, "rb") as handle:
-            return handle.read()
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise UnpackError("Cannot read %s on the controller: %s." % (path, exc.strerror or exc))
 
     # ---- the two ways ----
 

@@ -114,7 +114,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize("bad, words", REFUSED, ids=[b["name"] + ":" + b["kind"].decode() for b, _ in REFUSED])
+@pytest.mark.parametrize("bad, words", REFUSED, ids=[refused[0]["name"] + ":" + refused[0]["kind"].decode() for refused in REFUSED])
 def test_unsafe_members_are_refused(tmp_path, bad, words):
     path = write_tarball(tmp_path / "t.tar.gz", release_members() + [bad])
     with pytest.raises(ReleaseTarballError) as caught:
