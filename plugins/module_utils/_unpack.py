@@ -235,10 +235,10 @@ def unpack(params, facts, src, check_mode=False):
     before = dict(live.states)
     if facts.version in live.states:
         return _result(target, live, before, _release_info(release, facts.version, facts), False, "none")
+    refuse_leftovers(release, facts.name, facts.version, list(facts.applications), live)
     if check_mode:
         return _result(target, live, before, _release_info(release, facts.version, facts), True, "release_handler",
                        after_states=dict(before, **{facts.version: "unpacked"}))
-    refuse_leftovers(release, facts.name, facts.version, list(facts.applications), live)
     live = unpack_on_node(target, facts, src)
     return _result(target, live, before, _release_info(release, facts.version, facts), True, "release_handler")
 
@@ -249,9 +249,9 @@ def _node_down(target, version, facts=None):
     states = disk_states(release)
     if version in states:
         return _result(target, None, states, _release_info(release, version, facts), False, "none")
-    raise UnpackError("No node serves %s (%s), and the root is not empty: version %s is unpacked through the running node "
-                      "only, never by extracting over a live root. Start the node and run again."
-                      % (release.root, target.identity.node or "no node name found", version))
+    raise UnpackError("No node answers for %s (node %s), and the root is not empty: version %s is unpacked through the "
+                      "running node only, never by extracting over a live root. Start the node and run again."
+                      % (release.root, target.identity.node or "unknown", version))
 
 
 def refuse_leftovers(release, name, version, applications, live):
@@ -436,8 +436,8 @@ def releases_text(facts, state="permanent"):
     return "%% coding: utf-8\n" + format_term([entry]) + ".\n"
 
 
-def first_install(release, facts, src, check_mode=False):
-    """Extract the tarball into a missing or empty root, with a RELEASES file marking its version permanent."""
+def refuse_first_install(release):
+    """A first install needs a missing or empty directory that no process runs from."""
     root = release.root
     if os.path.islink(root):
         raise UnpackError("%s is a symlink: give the real directory (%s) as the root." % (root, os.path.realpath(root)))
@@ -447,6 +447,12 @@ def first_install(release, facts, src, check_mode=False):
     process = find_node_process(root) if os.path.isdir(root) else None
     if process:
         raise UnpackError("%s is empty but process %d runs with it as its root: stop it first." % (root, process.pid))
+
+
+def first_install(release, facts, src, check_mode=False):
+    """Extract the tarball into a missing or empty root, with a RELEASES file marking its version permanent."""
+    refuse_first_install(release)
+    root = release.root
     info = _release_info(release, facts.version, facts)
     states = {facts.version: "permanent"}
     result = dict(info, root=root, changed=True, method="first_install", running=False, current=facts.version,
@@ -491,17 +497,16 @@ def preflight(params):
     expected = parse_checksum(params.get("checksum"))
     release = ReleaseRoot(params["root"], name)
     if not release.exists():
-        if not release.is_empty():
-            raise UnpackError("%s is not empty but holds no releases/ directory: it is not a release root." % release.root)
+        refuse_first_install(release)
         return dict(root=release.root, name=name, version=version, changed=True, method="first_install", upload_needed=True)
     check_release_name(release, name)
     target = Target.from_params(dict(params, name=name))
     live = ask_node(target)
     if live is None:
         return dict(_node_down(target, version), upload_needed=False)
-    info = _release_info(release, version)
     if version in live.states:
-        return dict(_result(target, live, live.states, info, False, "none"), upload_needed=False)
+        return dict(_result(target, live, live.states, _release_info(release, version), False, "none"), upload_needed=False)
+    refuse_leftovers(release, name, version, [], live)
     result = _result(target, live, live.states, dict(version=version, name=name), True, "release_handler",
                      after_states=dict(live.states, **{version: "unpacked"}))
     placed = release.path("releases", version, name + ".tar.gz")
@@ -564,49 +569,71 @@ def _relup_from_text(text, version):
     return dict(up=dict((str(u[0]), u[2]) for u in term[1]), down=dict((str(d[0]), d[2]) for d in term[2]))
 
 
-def run_verify(params):
-    """The verify_erts module: every ERTS check of an unpacked version or of a tarball on this host.
+def running_of(live):
+    """The version the node runs, from a Live."""
+    return current_version([dict(version=v, state=s) for v, s in live.states.items()])
 
-    Returns the result; raises UnpackError (with details: checks, failed) listing every failed check."""
-    started = time.monotonic()
-    release = ReleaseRoot(params["root"], params.get("name"))
-    src, version = params.get("src"), params.get("version")
+
+def verify_release(release, version=None, src=None, name=None, live=None):
+    """Every ERTS check of the unpacked version in release (a ReleaseRoot), or of the tarball src on this host,
+    against the running node's Live (None: no node). Returns the result; raises UnpackError (details: result)
+    listing every failed check."""
     try:
         if src:
-            facts = inspect_source(src, params.get("name"), version, allow_missing_erts=True)
+            facts = inspect_source(src, name, version, allow_missing_erts=True)
             name, version, release_erts = facts.name, facts.version, facts.rel_erts_version
             checks = verify_tarball(src, name, version)
             subject = "%s %s in %s" % (name, version, src)
         else:
-            name = release.name
+            name = name or release.name
             checks, release_erts = _checks_for_unpacked(release, version, name)
             subject = "%s %s in %s" % (name, version, release.root)
     except (ErtsCheckError, ReleaseTarballError) as exc:
         raise UnpackError(str(exc))
 
-    live = None
-    target = None
-    if release.exists():
-        target = Target.from_params(dict(params, name=name))
-        live = ask_node(target)
-    running_erts, running = (live.erts, current_version([dict(version=v, state=s) for v, s in live.states.items()])) if live else (None, None)
+    running_erts, running = (live.erts, running_of(live)) if live else (None, None)
     restart = "none"
-    if live and running and running_erts != release_erts:
-        if src:
-            relup = _relup_from_text(facts.relup, version) if version_key(version) >= version_key(running) else release.relup(running)
+    if running and running_erts != release_erts:
+        upgrade = version_key(version) >= version_key(running)
+        if not upgrade:
+            relup = release.relup(running)  # a downgrade runs the running version's down-script
+        elif src:
+            relup = _relup_from_text(facts.relup, version)
         else:
-            relup = release.relup(version if version_key(version) >= version_key(running) else running)
+            relup = release.relup(version)
         restart = relup_restart_kind(_relup_entry(relup, running, version))
     checks.append(erts_vs_running(running_erts, release_erts, running, restart))
 
     failed = [c["check"] for c in checks if not c["ok"]]
     result = dict(changed=False, name=name, version=version, erts_version=release_erts, erts_running=running_erts,
                   running_version=running, checks=checks, failed_checks=failed, ok=not failed)
-    if target is not None:
-        facts_now = target.facts(live.as_tuple() if live else None)
-        result.update(releases=facts_now["releases"], current=facts_now["current"], permanent=facts_now["permanent"])
-    result["duration_ms"] = int((time.monotonic() - started) * 1000)
     if failed:
         raise UnpackError("ERTS checks failed for %s: %s." % (subject, "; ".join(
             "%s: %s" % (c["check"], c["detail"]) for c in checks if not c["ok"])), result=result)
+    return result
+
+
+def run_verify(params):
+    """The verify_erts module: verify_release() for the module's params, with the root's facts added."""
+    started = time.monotonic()
+    release = ReleaseRoot(params["root"], params.get("name"))
+    target, live = None, None
+    if release.exists():
+        target = Target.from_params(params)
+        live = ask_node(target)
+    try:
+        result = verify_release(release, params.get("version"), params.get("src"), params.get("name"), live)
+    except UnpackError as exc:
+        result = exc.details.get("result")
+        if result is not None:
+            _add_root_facts(result, target, live, started)
+        raise
+    return _add_root_facts(result, target, live, started)
+
+
+def _add_root_facts(result, target, live, started):
+    if target is not None:
+        facts = target.facts(live.as_tuple() if live else None)
+        result.update(releases=facts["releases"], current=facts["current"], permanent=facts["permanent"])
+    result["duration_ms"] = int((time.monotonic() - started) * 1000)
     return result

@@ -59,7 +59,7 @@ def fleet(world, deploy, start_node, tmp_path):
     """fleet(versions, host_vars) -> Fleet of real nodes sharing one SQLite database, in an inventory
     group otp_release (app1, app2, ...) with the upgrade's variables as group variables."""
 
-    def make(versions=("1.0.0", "1.0.0", "1.0.0"), host_vars=None, group_vars=None):
+    def make(versions=("1.0.0", "1.0.0", "1.0.0"), host_vars=None, upgrade_in_inventory=True):
         database = tmp_path / "kvstore.db"
         nodes = {}
         for index, version in enumerate(versions, 1):
@@ -69,13 +69,14 @@ def fleet(world, deploy, start_node, tmp_path):
             extra = " ".join("%s=%s" % item for item in (host_vars or {}).get(host, {}).items())
             lines.append("%s ansible_connection=local ansible_python_interpreter=%s otp_release_root=%s "
                          "otp_release_cookie_file=%s %s" % (host, sys.executable, node.root, node.cookie_file, extra))
-        variables = dict(otp_release_src=str(world["2.0.0"]), otp_release_version="2.0.0",
-                         otp_release_name="kvstore")
-        variables.update(group_vars or {})
+        variables = dict(otp_release_name="kvstore")
+        if upgrade_in_inventory:
+            variables.update(otp_release_src=str(world["2.0.0"]), otp_release_version="2.0.0")
         lines += ["", "[otp_release:vars]"] + ["%s=%s" % item for item in variables.items()]
         inventory = tmp_path / "inventory.ini"
         inventory.write_text("\n".join(lines) + "\n")
         fleet = Fleet(nodes, inventory, database)
+        fleet.upgrade_extra = {} if upgrade_in_inventory else dict(otp_release_src=str(world["2.0.0"]), otp_release_version="2.0.0")
         for key in ("alice", "bob", "carol"):
             nodes["app1"].rpc('kvstore:put(<<"%s">>, <<"%s-value">>)' % (key, key))
         return fleet
@@ -87,6 +88,7 @@ def upgrade_vars(fleet, **extra):
     variables = dict(otp_release_migrate_mfa=dict(module="kv_migrate", function="run"),
                      otp_release_health_mfa=dict(module="kvstore", function="health"),
                      otp_release_environment=dict(KVSTORE_DB=str(fleet.database)))
+    variables.update(fleet.upgrade_extra)
     variables.update(extra)
     return variables
 
@@ -115,7 +117,7 @@ def test_migration_alone_keeps_the_old_version_serving(fleet):
 
 
 def test_migrate_then_upgrade_then_rerun_then_downgrade(fleet):
-    fleet = fleet()
+    fleet = fleet(upgrade_in_inventory=False)
     pids = dict((host, fleet.state(host)[2]) for host in fleet.nodes)
     kv_pids = dict((host, fleet.nodes[host].rpc("kvstore:server_pid()")) for host in fleet.nodes)
 
@@ -192,7 +194,7 @@ def test_an_unhealthy_upgrade_is_rolled_back(fleet):
 
 
 def test_report_shows_each_host_and_the_drift_and_downgrade_refuses_a_split_fleet(fleet):
-    fleet = fleet()
+    fleet = fleet(upgrade_in_inventory=False)
     rc, output = fleet.playbook("otp.release.migrate_then_upgrade", upgrade_vars(fleet, otp_release_hosts="app2:app3"))
     assert rc == 0, output
     app3 = fleet.nodes["app3"]
@@ -208,5 +210,5 @@ def test_report_shows_each_host_and_the_drift_and_downgrade_refuses_a_split_flee
 
     rc, output = fleet.playbook("otp.release.downgrade")
     assert rc != 0
-    assert "do not agree" in output and "app1" in output
+    assert "do not agree" in output and "app1" in output, output
     assert fleet.state("app2")[0] == "2.0.0" and fleet.state("app3")[0] == "2.0.0"

@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import io
 import os
+import sys
 import tarfile
 
 import pytest
@@ -393,3 +394,54 @@ def test_release_data_from_releases_when_the_rel_is_gone(running_root):
     release = ReleaseRoot(str(running_root), "kvstore")
     assert _unpack._rel_data_from_releases(release, "1.0.0") == ("13.1.5", [("kernel", "8.5.3")])
     assert _unpack._rel_data_from_releases(release, "9.9.9") is None
+
+
+@pytest.fixture
+def erts_root(tmp_path):
+    """A root whose 2.0.0 runs on ERTS 13.1.6 and 1.0.0 on 13.1.5; the ERTS binaries are this Python (a real ELF
+    file for this host)."""
+    root = tmp_path / "root"
+    python = os.path.realpath(sys.executable)
+    for erts in ("13.1.5", "13.1.6"):
+        (root / ("erts-" + erts) / "bin").mkdir(parents=True)
+        for binary in ("beam.smp", "erlexec", "epmd", "erl_call"):
+            os.symlink(python, str(root / ("erts-" + erts) / "bin" / binary))
+    for version, erts in (("1.0.0", "13.1.5"), ("2.0.0", "13.1.6")):
+        (root / "releases" / version).mkdir(parents=True)
+        (root / "releases" / version / "kvstore.rel").write_text(
+            '{release,{"kvstore","%s"},{erts,"%s"},[{kernel,"8.5.3"}]}.\n' % (version, erts))
+    return root
+
+
+def write_relup(root, restart):
+    first = "restart_new_emulator," if restart else ""
+    (root / "releases/2.0.0/relup").write_text(
+        '{"2.0.0",[{"1.0.0",[],[%spoint_of_no_return]}],[{"1.0.0",[],[point_of_no_return]}]}.\n' % first)
+
+
+def live_on(version, erts):
+    return _unpack.Live(("kv@127.0.0.1", 4242, erts, [(version, "permanent", [])]))
+
+
+def test_verify_an_erts_change_needs_a_restarting_relup(erts_root):
+    release = ReleaseRoot(str(erts_root), "kvstore")
+    write_relup(erts_root, restart=False)
+    with pytest.raises(UnpackError) as caught:
+        _unpack.verify_release(release, "2.0.0", live=live_on("1.0.0", "13.1.5"))
+    result = caught.value.details["result"]
+    assert result["failed_checks"] == ["erts_vs_running"], result["checks"]
+    assert "erts_vs_running: ERTS changes from 13.1.5 to 13.1.6 but the relup from 1.0.0 does not restart" in caught.value.msg
+
+    write_relup(erts_root, restart=True)
+    result = _unpack.verify_release(release, "2.0.0", live=live_on("1.0.0", "13.1.5"))
+    assert result["ok"] and result["running_version"] == "1.0.0"
+    assert "restart_new_emulator" in result["checks"][-1]["detail"]
+
+
+def test_verify_a_downgrade_reads_the_running_versions_relup(erts_root):
+    release = ReleaseRoot(str(erts_root), "kvstore")
+    write_relup(erts_root, restart=True)  # the down-script to 1.0.0 does not restart
+    with pytest.raises(UnpackError, match="ERTS changes from 13.1.6 to 13.1.5 but the relup from 2.0.0"):
+        _unpack.verify_release(release, "1.0.0", live=live_on("2.0.0", "13.1.6"))
+    assert _unpack.verify_release(release, "1.0.0", live=live_on("1.0.0", "13.1.5"))["ok"]
+    assert _unpack.verify_release(release, "2.0.0")["erts_running"] is None  # no node
