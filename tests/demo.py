@@ -4,6 +4,7 @@ stopped at the end."""
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,13 @@ def show(nodes):
         print("%-5s %-8s %-10s %-6s %-7s %s" % (host, version, state, shape, pid, ", ".join("%s=%s" % tuple(kv) for kv in data)))
 
 
+def show_schema(database):
+    with sqlite3.connect(str(database)) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(kv)")]
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    print("database: tables %s; columns of kv: %s" % (", ".join(tables), ", ".join(columns)))
+
+
 def run(argv, env):
     print("$ " + " ".join(a if " " not in a else "'%s'" % a for a in argv), flush=True)
     return subprocess.run(argv, env=env, check=False).returncode
@@ -58,6 +66,7 @@ def main():
         for key, value in (("alice", "1"), ("bob", "2"), ("carol", "3")):
             nodes["app1"].rpc('kvstore:put(<<"%s">>, <<"%s">>)' % (key, value))
         show(nodes)
+        show_schema(database)
 
         inventory = workdir / "inventory.ini"
         inventory.write_text("[otp_release]\n" + "".join(
@@ -77,6 +86,7 @@ def main():
             raise SystemExit("the playbook failed")
         banner("After the upgrade: same OS pids, state in the 2.0.0 shape, 2.0.0 permanent")
         show(nodes)
+        show_schema(database)
 
         banner("Ad-hoc downgrade of app2 to the previous release")
         if run([str(BIN / "ansible"), "app2", "-i", str(inventory), "-m", "otp.release.downgrade",
@@ -84,6 +94,7 @@ def main():
             raise SystemExit("the downgrade failed")
         banner("After the downgrade: app2 is back on 1.0.0 hot; the schema stays migrated")
         show(nodes)
+        show_schema(database)
     finally:
         banner("Stopping the nodes")
         for node in nodes.values():
