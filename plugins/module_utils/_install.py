@@ -46,13 +46,13 @@ def explain(reason):
         "no_such_directory": "the directory %s is missing",
         "bad_rel_file": "the .rel file %s cannot be read",
     }
-    if kind in texts and isinstance(plain, list):
+    if isinstance(kind, str) and kind in texts and isinstance(plain, list):
         args = plain[1:]
         template = texts[kind]
         needed = template.count("%s")
         args = (args + [""] * needed)[:needed]
         return template % tuple(format_term(a) if not isinstance(a, str) else a for a in args)
-    return "release_handler returned %s" % format_term(reason)
+    return "release_handler returned %s" % show_term(reason)
 
 
 def show_term(term):

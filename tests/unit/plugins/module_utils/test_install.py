@@ -92,3 +92,7 @@ def test_a_crash_in_code_change_names_module_process_and_reason():
     text = explain(parse('{code_change_failed, <0.287.0>, kv_server, "1.0.0", '
                          '{\'EXIT\', {boom_in_code_change, [{kv_server, code_change, 3, [{file, "kv_server.erl"}]}]}}}'))
     assert text == "code_change of module kv_server (version 1.0.0) crashed in process <0.287.0>: boom_in_code_change"
+
+
+def test_a_crash_term_with_a_tuple_first_is_still_explained():
+    assert "release_handler returned" in explain(parse("{{case_clause,{error,eperm}},[]}"))
