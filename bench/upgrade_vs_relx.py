@@ -56,7 +56,7 @@ def on_2_0_0(node):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=7, help="runs of each tool (at least 5)")
     runs = max(parser.parse_args().runs, 5)
 
@@ -74,7 +74,7 @@ def main():
         relx_env = dict(os.environ, **node.env)
         pid = node.os_pid()
         relx_ms, module_ms, ansible_ms = [], [], []
-        for _ in range(runs):
+        for run_index in range(runs):  # pylint: disable=unused-variable
             started = time.monotonic()
             done = subprocess.run([str(relx), "upgrade", "2.0.0"], cwd=str(root), env=relx_env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)

@@ -8,14 +8,13 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "integration"))
 sys.path.insert(0, str(HERE))
 
-import conftest  # noqa: E402  (puts the collection on ANSIBLE_COLLECTIONS_PATH)
+import conftest  # noqa: E402,F401  pylint: disable=unused-import  (puts the collection on ANSIBLE_COLLECTIONS_PATH)
 import world  # noqa: E402
 from ansible_collections.otp.release.plugins.module_utils._erlterm import parse, to_plain  # noqa: E402
 

@@ -584,6 +584,11 @@ def check_release(root, version, name=None):
         raise ErtsCheckError(str(exc))
     except OSError as exc:
         raise ErtsCheckError("Cannot read {0}: {1}".format(rel_path, exc.strerror or exc))
+    return run_checks(root, erts_version, applications)
+
+
+def run_checks(root, erts_version, applications):
+    """Every ERTS check for a release whose .rel names this ERTS and these [(app, vsn)]."""
     beam = os.path.join(root, "erts-" + erts_version, "bin", "beam.smp")
     libraries = priv_libraries(root, applications)
     host = host_elf()

@@ -13,19 +13,14 @@ import time
 
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, format_term, to_plain
 from ansible_collections.otp.release.plugins.module_utils._erts import relup_restart_kind
+from ansible_collections.otp.release.plugins.module_utils._module import OperationError, run_module
 from ansible_collections.otp.release.plugins.module_utils._node import NodeError, NodeException
-from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError, Target
+from ansible_collections.otp.release.plugins.module_utils._release import Target
 from ansible_collections.otp.release.plugins.module_utils._versions import current_version, previous_version, version_key
 
 
-class InstallError(Exception):
+class InstallError(OperationError):
     """A refused or failed change; the message says where the node is now and what to do."""
-
-    def __init__(self, msg, raw=None, details=None):
-        super(InstallError, self).__init__(msg)
-        self.msg = msg
-        self.raw = raw
-        self.details = details or {}
 
 
 def explain(reason):
@@ -391,15 +386,8 @@ def _states_yaml(facts):
 
 def run_change_module(module, direction):
     """main() of the upgrade and downgrade modules."""
-    try:
-        target = Target.from_params(module.params)
-        result = change(target, module.params.get("version"), direction, module.params, module.check_mode)
-    except InstallError as exc:
-        details = dict(release_handler_error=to_plain(exc.raw)) if exc.raw is not None else {}
-        module.fail_json(msg=exc.msg, **details)
-    except (ReleaseError, NodeError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_module(module, lambda: change(Target.from_params(module.params), module.params.get("version"), direction,
+                                      module.params, module.check_mode))
 
 
 
@@ -417,7 +405,7 @@ HEALTH_OPTIONS = dict(
 def upgrade_module_kwargs():
     """AnsibleModule keyword arguments of the upgrade module, shared with its action plugin."""
     # _unpack imports this module, so its names are imported when called, not at load time.
-    from ansible_collections.otp.release.plugins.module_utils._argspec import module_kwargs
+    from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs
     from ansible_collections.otp.release.plugins.module_utils._unpack import UNPACK_OPTIONS, UNPACK_REQUIRED_TOGETHER
 
     options = dict(UNPACK_OPTIONS, **CHANGE_OPTIONS)
@@ -481,7 +469,7 @@ def upgrade_all(params, check_mode=False):
             raise InstallError("Node %s runs %s now (%s), but its health check %s returned %s instead of ok. Downgrade it "
                                "with otp.release.downgrade if it must go back."
                                % (target.identity.node, version, "permanent" if result["permanent"] else "current only",
-                                  call, show_term(answer)), details=dict(result, health_failed=True))
+                                  call, show_term(answer)), result=dict(result, health_failed=True))
     if params.get("keep") is not None and not check_mode:
         removed = remove_releases(target, params["keep"])
         result.update(releases=removed["releases"], removed=removed["removed"])
@@ -496,28 +484,18 @@ def _step(step_result):
 
 def run_upgrade_module(module):
     """main() of the upgrade module."""
-    from ansible_collections.otp.release.plugins.module_utils._tarball import ReleaseTarballError
-    from ansible_collections.otp.release.plugins.module_utils._unpack import UnpackError, preflight
+    from ansible_collections.otp.release.plugins.module_utils._unpack import preflight
 
-    try:
-        if module.params.get("preflight_only"):
-            # the action plugin's question before it sends src; in check mode this is the whole answer
-            probe = preflight(module.params)
-            version = module.params["version"]
-            module.exit_json(from_version=probe.get("current"), to_version=version,
-                             direction="none" if probe.get("current") == version else "up", **probe)
-        result = upgrade_all(module.params, module.check_mode)
-    except InstallError as exc:
-        details = dict(release_handler_error=to_plain(exc.raw)) if exc.raw is not None else {}
-        details.update(exc.details)
-        module.fail_json(msg=exc.msg, **details)
-    except UnpackError as exc:
-        details = dict(release_handler_error=to_plain(exc.raw)) if exc.raw is not None else {}
-        details.update(exc.details.get("result") or {})
-        module.fail_json(msg=exc.msg, **details)
-    except (ReleaseError, NodeError, ReleaseTarballError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    def work():
+        if not module.params.get("preflight_only"):
+            return upgrade_all(module.params, module.check_mode)
+        # the action plugin's question before it sends src; in check mode this is the whole answer
+        probe = preflight(module.params)
+        version = module.params["version"]
+        return dict(probe, from_version=probe.get("current"), to_version=version,
+                    direction="none" if probe.get("current") == version else "up")
+
+    run_module(module, work)
 
 # ---------------------------------------------------------------------------------------------------
 # Removing releases (the remove module, and upgrade's keep)
@@ -579,12 +557,5 @@ def remove_start_scripts(release, versions, check_mode=False):
 
 def run_remove_module(module):
     """main() of the remove module."""
-    try:
-        target = Target.from_params(module.params)
-        result = remove_releases(target, module.params["keep"], module.params.get("version"), module.check_mode)
-    except InstallError as exc:
-        details = dict(release_handler_error=to_plain(exc.raw)) if exc.raw is not None else {}
-        module.fail_json(msg=exc.msg, **details)
-    except (ReleaseError, NodeError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_module(module, lambda: remove_releases(Target.from_params(module.params), module.params["keep"],
+                                               module.params.get("version"), module.check_mode))

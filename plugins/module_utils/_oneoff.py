@@ -20,6 +20,7 @@ import time
 
 from ansible_collections.otp.release.plugins.module_utils._erlterm import (
     Atom, ParseError, format_term, is_atom, parse, to_plain)
+from ansible_collections.otp.release.plugins.module_utils._module import OperationError
 from ansible_collections.otp.release.plugins.module_utils._node import NodeError, run_command
 from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError, read_terms
 from ansible_collections.otp.release.plugins.module_utils._versions import current_version, version_key
@@ -32,13 +33,8 @@ CLEARED_ENV = ("ERL_FLAGS", "ERL_AFLAGS", "ERL_ZFLAGS", "ERL_LIBS")
 TAGGED_VALUES = ("atom", "tuple", "binary", "charlist")
 
 
-class EvalError(Exception):
+class EvalError(OperationError):
     """The evaluation could not run or failed; details go into the failed result next to msg."""
-
-    def __init__(self, msg, **details):
-        super(EvalError, self).__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 def erlang_value(value, strings_as="binary"):

@@ -24,20 +24,14 @@ import time
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, format_term, parse_all, to_plain
 from ansible_collections.otp.release.plugins.module_utils._erts import (
     ErtsCheckError,
-    check_binaries,
-    check_elf_arch,
-    check_erts_bundled,
-    check_erts_matches_rel,
-    check_libc,
     check_release,
-    check_shared_libraries,
     erts_vs_running,
-    host_elf,
-    priv_libraries,
     relup_restart_kind,
+    run_checks,
     verify_tarball,
 )
 from ansible_collections.otp.release.plugins.module_utils._install import explain, replace_file
+from ansible_collections.otp.release.plugins.module_utils._module import OperationError
 from ansible_collections.otp.release.plugins.module_utils._node import NodeError
 from ansible_collections.otp.release.plugins.module_utils._release import (
     ReleaseError,
@@ -94,14 +88,8 @@ UNPACK_EXPR = (
 )
 
 
-class UnpackError(Exception):
+class UnpackError(OperationError):
     """A refused or failed unpack or check; the message says what is wrong, the state and what to do."""
-
-    def __init__(self, msg, raw=None, **details):
-        super(UnpackError, self).__init__(msg)
-        self.msg = msg
-        self.raw = raw
-        self.details = details
 
 
 def parse_checksum(checksum):
@@ -539,18 +527,7 @@ def _checks_for_unpacked(release, version, name):
     if data is None:
         raise UnpackError("Version %s of %s is not unpacked in %s: no %s and no entry in RELEASES." % (version, name, release.root, rel_path))
     erts, applications = data
-    root = release.root
-    beam = os.path.join(root, "erts-" + erts, "bin", "beam.smp")
-    libraries = priv_libraries(root, applications)
-    host = host_elf()
-    return [
-        check_erts_bundled(root, erts),
-        check_erts_matches_rel(root, erts),
-        check_binaries(root, erts),
-        check_elf_arch(root, beam, libraries, host),
-        check_libc(root, beam, host),
-        check_shared_libraries(root, beam, libraries),
-    ], erts
+    return run_checks(release.root, erts, applications), erts
 
 
 def _relup_entry(relup, from_version, to_version):

@@ -106,7 +106,7 @@ release_handler_error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.otp.release.plugins.module_utils._argspec import module_kwargs
+from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs
 from ansible_collections.otp.release.plugins.module_utils._install import CHANGE_OPTIONS, run_change_module
 
 

@@ -217,10 +217,9 @@ name:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.otp.release.plugins.module_utils._argspec import module_kwargs
-from ansible_collections.otp.release.plugins.module_utils._node import NodeError
-from ansible_collections.otp.release.plugins.module_utils._oneoff import EvalError, run_eval
-from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError, Target
+from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs, run_module
+from ansible_collections.otp.release.plugins.module_utils._oneoff import run_eval
+from ansible_collections.otp.release.plugins.module_utils._release import Target
 
 # Facts only a call to the node can give; eval never calls the node.
 LIVE_FACTS = ("running", "os_pid", "erts_running")
@@ -237,26 +236,16 @@ def main():
         failed_when_result=dict(type="list", elements="str", default=["error"]),
     ))
     params = module.params
-    try:
+
+    def work():
         target = Target.from_params(params)
         facts = dict((k, v) for k, v in target.facts().items() if k not in LIVE_FACTS)
         result = run_eval(target.release, params["version"], params["module"], params["function"], params["args"],
                           params["start_apps"], params["strings_as"], params["failed_when_result"], params["timeout"],
                           module.check_mode)
-    except EvalError as exc:
-        details = dict(exc.details)
-        warn_all(module, details)
-        module.fail_json(msg=exc.msg, **details)
-    except (ReleaseError, NodeError) as exc:
-        module.fail_json(msg=str(exc))
-    warn_all(module, result)
-    module.exit_json(**dict(facts, **result))
+        return dict(facts, **result)
 
-
-def warn_all(module, fields):
-    for warning in fields.pop("warnings", []):
-        module.warn(warning)
-
+    run_module(module, work)
 
 if __name__ == "__main__":
     main()

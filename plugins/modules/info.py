@@ -145,22 +145,19 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.otp.release.plugins.module_utils._argspec import module_kwargs
-from ansible_collections.otp.release.plugins.module_utils._node import NodeError
-from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError, Target
+from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs, run_module
+from ansible_collections.otp.release.plugins.module_utils._release import Target
 
 
 def main():
     module = AnsibleModule(**module_kwargs())
     started = time.monotonic()
-    try:
-        target = Target.from_params(module.params)
-        result = target.gather()
-    except (ReleaseError, NodeError) as exc:
-        module.fail_json(msg=str(exc))
-    result["duration_ms"] = int((time.monotonic() - started) * 1000)
-    module.exit_json(changed=False, **result)
 
+    def work():
+        result = Target.from_params(module.params).gather()
+        return dict(result, changed=False, duration_ms=int((time.monotonic() - started) * 1000))
+
+    run_module(module, work)
 
 if __name__ == "__main__":
     main()

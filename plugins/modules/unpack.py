@@ -160,24 +160,13 @@ release_handler_error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.otp.release.plugins.module_utils._argspec import module_kwargs
-from ansible_collections.otp.release.plugins.module_utils._erlterm import to_plain
-from ansible_collections.otp.release.plugins.module_utils._node import NodeError
-from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError
-from ansible_collections.otp.release.plugins.module_utils._tarball import ReleaseTarballError
-from ansible_collections.otp.release.plugins.module_utils._unpack import UNPACK_OPTIONS, UNPACK_REQUIRED_TOGETHER, UnpackError, run_unpack
+from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs, run_module
+from ansible_collections.otp.release.plugins.module_utils._unpack import UNPACK_OPTIONS, UNPACK_REQUIRED_TOGETHER, run_unpack
 
 
 def main():
     module = AnsibleModule(**module_kwargs(required_together=UNPACK_REQUIRED_TOGETHER, **UNPACK_OPTIONS))
-    try:
-        result = run_unpack(module.params, module.check_mode)
-    except UnpackError as exc:
-        module.fail_json(msg=exc.msg, release_handler_error=to_plain(exc.raw) if exc.raw is not None else None)
-    except (ReleaseTarballError, ReleaseError, NodeError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
-
+    run_module(module, lambda: run_unpack(module.params, module.check_mode))
 
 if __name__ == "__main__":
     main()

@@ -133,24 +133,15 @@ duration_ms:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.otp.release.plugins.module_utils._argspec import module_kwargs
-from ansible_collections.otp.release.plugins.module_utils._node import NodeError
-from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError
-from ansible_collections.otp.release.plugins.module_utils._unpack import VERIFY_OPTIONS, VERIFY_REQUIRED_ONE_OF, UnpackError, run_verify
+from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs, run_module
+from ansible_collections.otp.release.plugins.module_utils._unpack import VERIFY_OPTIONS, VERIFY_REQUIRED_ONE_OF, run_verify
 
 
 def main():
     kwargs = module_kwargs(**VERIFY_OPTIONS)
     kwargs["required_one_of"] = VERIFY_REQUIRED_ONE_OF
     module = AnsibleModule(**kwargs)
-    try:
-        result = run_verify(module.params)
-    except UnpackError as exc:
-        module.fail_json(msg=exc.msg, **exc.details.get("result", {}))
-    except (ReleaseError, NodeError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
-
+    run_module(module, lambda: run_verify(module.params))
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,7 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.otp.release.plugins.module_utils._argspec import module_kwargs
+from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs
 from ansible_collections.otp.release.plugins.module_utils._tarball import ReleaseTarballError, inspect, sha256_file
 from ansible_collections.otp.release.plugins.module_utils._unpack import (
     CONTROLLER_ONLY_OPTIONS,

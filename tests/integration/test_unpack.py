@@ -28,7 +28,7 @@ def listing(root):
     found = {}
     for directory, dirs, files in os.walk(root):
         relative = os.path.relpath(directory, root)
-        if relative.split(os.sep)[0] == "data":
+        if relative.split(os.sep, maxsplit=1)[0] == "data":
             dirs[:] = []
             continue
         for name in dirs + files:

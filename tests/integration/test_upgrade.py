@@ -39,7 +39,7 @@ def releases_text(states):
     return "[" + ",".join('{{"{0}",{1}}}'.format(v, s) for v, s in sorted(states.items())) + "]"
 
 
-def expected_snapshot(os_pid, server_pid, version, states, memory=KEYS):
+def expected_snapshot(os_pid, server_pid, version, states, memory=tuple(KEYS)):
     return '{{{0},{1},"{2}",{3},{4},{5},{6}}}'.format(os_pid, server_pid, version, SHAPES.get(version, "v1"),
                                                       binaries(memory), binaries(KEYS), releases_text(states))
 
