@@ -14,7 +14,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "integration"))
 sys.path.insert(0, str(HERE))
 
-import conftest  # noqa: E402,F401  pylint: disable=unused-import  (puts the collection on ANSIBLE_COLLECTIONS_PATH)
+# conftest puts this checkout on ANSIBLE_COLLECTIONS_PATH as otp.release
+import conftest  # noqa: E402,F401  pylint: disable=unused-import
 import world  # noqa: E402
 from ansible_collections.otp.release.plugins.module_utils._erlterm import parse, to_plain  # noqa: E402
 

@@ -390,7 +390,6 @@ def run_change_module(module, direction):
                                       module.params, module.check_mode))
 
 
-
 # ---------------------------------------------------------------------------------------------------
 # The whole path in one invocation: upgrade with src, health and keep
 
@@ -469,7 +468,7 @@ def upgrade_all(params, check_mode=False):
             raise InstallError("Node %s runs %s now (%s), but its health check %s returned %s instead of ok. Downgrade it "
                                "with otp.release.downgrade if it must go back."
                                % (target.identity.node, version, "permanent" if result["permanent"] else "current only",
-                                  call, show_term(answer)), result=dict(result, health_failed=True))
+                                  call, show_term(answer)), fields=dict(result, health_failed=True))
     if params.get("keep") is not None and not check_mode:
         removed = remove_releases(target, params["keep"])
         result.update(releases=removed["releases"], removed=removed["removed"])

@@ -46,7 +46,7 @@ def module_kwargs(supports_check_mode=True, mutually_exclusive=(), required_toge
 
 class OperationError(Exception):
     """A refused or failed operation. msg says what is wrong, where, the state now and what to do; raw is the
-    release_handler term behind it; details go into the failed result (a 'result' dict is merged in)."""
+    release_handler term behind it; details go into the failed result, and a 'fields' dict is merged into it."""
 
     def __init__(self, msg, raw=None, **details):
         super(OperationError, self).__init__(msg)
@@ -62,7 +62,7 @@ def failure(exc):
         if exc.raw is not None:
             fields["release_handler_error"] = to_plain(exc.raw)
         details = dict(exc.details)
-        fields.update(details.pop("result", None) or {})
+        fields.update(details.pop("fields", None) or {})
         fields.update(details)
         return exc.msg, fields
     return str(exc), fields

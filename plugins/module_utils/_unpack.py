@@ -586,7 +586,7 @@ def verify_release(release, version=None, src=None, name=None, live=None):
                   running_version=running, checks=checks, failed_checks=failed, ok=not failed)
     if failed:
         raise UnpackError("ERTS checks failed for %s: %s." % (subject, "; ".join(
-            "%s: %s" % (c["check"], c["detail"]) for c in checks if not c["ok"])), result=result)
+            "%s: %s" % (c["check"], c["detail"]) for c in checks if not c["ok"])), fields=result)
     return result
 
 
@@ -601,7 +601,7 @@ def run_verify(params):
     try:
         result = verify_release(release, params.get("version"), params.get("src"), params.get("name"), live)
     except UnpackError as exc:
-        result = exc.details.get("result")
+        result = exc.details.get("fields")
         if result is not None:
             _add_root_facts(result, target, live, started)
         raise

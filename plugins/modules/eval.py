@@ -247,5 +247,6 @@ def main():
 
     run_module(module, work)
 
+
 if __name__ == "__main__":
     main()

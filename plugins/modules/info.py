@@ -159,5 +159,6 @@ def main():
 
     run_module(module, work)
 
+
 if __name__ == "__main__":
     main()

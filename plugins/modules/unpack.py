@@ -168,5 +168,6 @@ def main():
     module = AnsibleModule(**module_kwargs(required_together=UNPACK_REQUIRED_TOGETHER, **UNPACK_OPTIONS))
     run_module(module, lambda: run_unpack(module.params, module.check_mode))
 
+
 if __name__ == "__main__":
     main()

@@ -143,5 +143,6 @@ def main():
     module = AnsibleModule(**kwargs)
     run_module(module, lambda: run_verify(module.params))
 
+
 if __name__ == "__main__":
     main()

@@ -428,7 +428,7 @@ def test_verify_an_erts_change_needs_a_restarting_relup(erts_root):
     write_relup(erts_root, restart=False)
     with pytest.raises(UnpackError) as caught:
         _unpack.verify_release(release, "2.0.0", live=live_on("1.0.0", "13.1.5"))
-    result = caught.value.details["result"]
+    result = caught.value.details["fields"]
     assert result["failed_checks"] == ["erts_vs_running"], result["checks"]
     assert "erts_vs_running: ERTS changes from 13.1.5 to 13.1.6 but the relup from 1.0.0 does not restart" in caught.value.msg
 
