@@ -198,13 +198,13 @@ def install(target, plan, permanent=True, purge=False, code_change_timeout=None,
     except NodeException:
         raise
     except NodeError as exc:
-        return recover(target, plan, marker, "the call was cut off (%s)" % exc.msg, permanent)
+        return recover(target, plan, marker, "the call was cut off (%s)" % exc.msg)
     outcome = str(answer[0])
     if outcome == "check_failed":
         raise InstallError("check_install_release(%s) failed on node %s: %s. Nothing was changed; the node still runs %s."
                            % (plan.to_version, node, explain(answer[2]), plan.from_version), raw=answer[2])
     if outcome == "install_failed":
-        return recover(target, plan, marker, explain(answer[2]), permanent, raw=answer[2])
+        return recover(target, plan, marker, explain(answer[2]), raw=answer[2])
     if outcome == "installed" and answer[3] != "ok" and make_permanent_now:
         raise InstallError("Node %s now runs %s but make_permanent failed: %s. A restart would boot %s; run the module again."
                            % (node, plan.to_version, explain(answer[3][1] if isinstance(answer[3], tuple) else answer[3]),
@@ -237,7 +237,7 @@ def wait_for_new_emulator(target, plan):
                        % (target.identity.node, plan.from_version, plan.to_version, plan.to_version, max(target.timeout, 10), last))
 
 
-def recover(target, plan, marker, reason, permanent, raw=None):
+def recover(target, plan, marker, reason, raw=None):
     """install_release failed: find out whether the node rolled back in place or restarted on the old release."""
     node = target.identity.node
     deadline = time.monotonic() + target.timeout

@@ -22,7 +22,6 @@ from ansible_collections.otp.release.plugins.module_utils._erlterm import (
     Atom, ParseError, format_term, is_atom, parse, to_plain)
 from ansible_collections.otp.release.plugins.module_utils._module import OperationError
 from ansible_collections.otp.release.plugins.module_utils._node import NodeError, run_command
-from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError, read_terms
 from ansible_collections.otp.release.plugins.module_utils._versions import current_version, version_key
 
 RESULT_FILE = "result.term"
@@ -126,20 +125,14 @@ def program(module, function, args, lib_dirs, apps, start_apps, result_file):
 
 
 def version_libs(release, version):
-    """(erts, [(app, lib dir)]) of a version, in .rel order: from releases/<vsn>/<name>.rel, else from the version's
-    entry in RELEASES (release_handler deletes that .rel when it unpacks "<vsn>/<name>")."""
-    try:
-        rel = release.rel(version)
-        return rel["erts"], [(app, release.path("lib", "%s-%s" % (app, vsn))) for app, vsn in rel["applications"].items()]
-    except ReleaseError:
-        pass
-    path = release.path("releases", "RELEASES")
-    for entry in (read_terms(path)[0] if os.path.isfile(path) else []):
-        if str(entry[2]) == version:
-            return str(entry[3]), [(str(lib[0]), os.path.normpath(release.path(str(lib[2])))) for lib in entry[4]]
-    known = ", ".join(sorted(set(release.versions()) | set(e["version"] for e in release.releases_file()), key=version_key))
-    raise EvalError("Version %s of %s is not unpacked in %s (versions there: %s): unpack it first with otp.release.unpack."
-                    % (version, release.name, release.root, known or "none"))
+    """(erts, [(app, lib dir)]) of an unpacked version, in .rel order."""
+    contents = release.version_contents(version)
+    if contents is None:
+        known = ", ".join(sorted(set(e["version"] for e in release.releases_file()), key=version_key))
+        raise EvalError("Version %s of %s is not unpacked in %s (versions there: %s): unpack it first with otp.release.unpack."
+                        % (version, release.name, release.root, known or "none"))
+    erts, libs = contents
+    return erts, [(app, lib_dir) for app, _vsn, lib_dir in libs]
 
 
 class VersionLayout(object):

@@ -12,6 +12,7 @@ import socket
 
 from ansible_collections.otp.release.plugins.module_utils._erlterm import ParseError, parse_all
 from ansible_collections.otp.release.plugins.module_utils._node import Channel, NodeError
+from ansible_collections.otp.release.plugins.module_utils._tarball import ReleaseTarballError, parse_rel
 from ansible_collections.otp.release.plugins.module_utils._versions import version_key
 
 
@@ -168,14 +169,16 @@ class ReleaseRoot(object):
         return [v for v in os.listdir(releases) if os.path.isdir(os.path.join(releases, v))]
 
     def releases_file(self):
-        """Entries of releases/RELEASES: [{name, version, erts, state}]."""
+        """Entries of releases/RELEASES: [{name, version, erts, state, libs: [(app, vsn, lib dir)]}]."""
         path = self.path("releases", "RELEASES")
         if not os.path.exists(path):
             return []
         terms = read_terms(path)
         entries = []
         for release in (terms[0] if terms else []):
-            entries.append(dict(name=str(release[1]), version=str(release[2]), erts=str(release[3]), state=str(release[5])))
+            libs = [(str(lib[0]), str(lib[1]), os.path.normpath(self.path(str(lib[2])))) for lib in release[4]]
+            entries.append(dict(name=str(release[1]), version=str(release[2]), erts=str(release[3]), state=str(release[5]),
+                                libs=libs))
         return entries
 
     def start_erl_data(self, path=None):
@@ -191,9 +194,24 @@ class ReleaseRoot(object):
         path = self.path("releases", version, "%s.rel" % self.name)
         if not os.path.exists(path):
             raise ReleaseError("Version %s of %s is not in %s (no %s)." % (version, self.name, self.root, path))
-        release = read_terms(path)[0]
-        return dict(name=str(release[1][0]), version=str(release[1][1]), erts=str(release[2][1]),
-                    applications=dict((str(app[0]), str(app[1])) for app in release[3]))
+        try:
+            name, rel_version, erts, applications = parse_rel(_read(path), path)
+        except ReleaseTarballError as exc:
+            raise ReleaseError(str(exc))
+        return dict(name=name, version=rel_version, erts=erts, applications=dict(applications))
+
+    def version_contents(self, version):
+        """(erts, [(app, vsn, lib dir)]) of a version in .rel order: from releases/<vsn>/<name>.rel, else from the
+        version's RELEASES entry (release_handler deletes that .rel when it unpacks "<vsn>/<name>"). None if unknown."""
+        try:
+            rel = self.rel(version)
+            return rel["erts"], [(app, vsn, self.path("lib", "%s-%s" % (app, vsn))) for app, vsn in rel["applications"].items()]
+        except ReleaseError:
+            pass
+        for entry in self.releases_file():
+            if entry["version"] == version:
+                return entry["erts"], entry["libs"]
+        return None
 
     def versions(self):
         """Versions with a .rel on disk, oldest first."""

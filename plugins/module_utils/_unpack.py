@@ -24,7 +24,6 @@ import time
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, format_term, parse_all, to_plain
 from ansible_collections.otp.release.plugins.module_utils._erts import (
     ErtsCheckError,
-    check_release,
     erts_vs_running,
     relup_restart_kind,
     run_checks,
@@ -38,7 +37,6 @@ from ansible_collections.otp.release.plugins.module_utils._release import (
     ReleaseRoot,
     Target,
     find_node_process,
-    read_terms,
 )
 from ansible_collections.otp.release.plugins.module_utils._tarball import (
     ReleaseTarballError,
@@ -507,27 +505,13 @@ def preflight(params):
 
 # ---- verify_erts ----------------------------------------------------------------------------------------
 
-def _rel_data_from_releases(release, version):
-    """(erts, [(app, vsn)]) of a version from RELEASES, for a version whose .rel release_handler deleted."""
-    path = release.path("releases", "RELEASES")
-    if not os.path.exists(path):
-        return None
-    terms = read_terms(path)
-    for entry in (terms[0] if terms else []):
-        if str(entry[2]) == version:
-            return str(entry[3]), [(str(lib[0]), str(lib[1])) for lib in entry[4]]
-    return None
-
-
 def _checks_for_unpacked(release, version, name):
-    rel_path = release.path("releases", version, "%s.rel" % name)
-    if os.path.exists(rel_path):
-        return check_release(release.root, version, name), release.rel(version)["erts"]
-    data = _rel_data_from_releases(release, version)
-    if data is None:
-        raise UnpackError("Version %s of %s is not unpacked in %s: no %s and no entry in RELEASES." % (version, name, release.root, rel_path))
-    erts, applications = data
-    return run_checks(release.root, erts, applications), erts
+    contents = release.version_contents(version)
+    if contents is None:
+        raise UnpackError("Version %s of %s is not unpacked in %s: no releases/%s/%s.rel and no entry in RELEASES."
+                          % (version, name, release.root, version, name))
+    erts, libs = contents
+    return run_checks(release.root, erts, [(app, vsn) for app, vsn, _lib_dir in libs]), erts
 
 
 def _relup_entry(relup, from_version, to_version):

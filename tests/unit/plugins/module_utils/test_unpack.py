@@ -392,8 +392,10 @@ def test_relup_entry_by_direction():
 
 def test_release_data_from_releases_when_the_rel_is_gone(running_root):
     release = ReleaseRoot(str(running_root), "kvstore")
-    assert _unpack._rel_data_from_releases(release, "1.0.0") == ("13.1.5", [("kernel", "8.5.3")])
-    assert _unpack._rel_data_from_releases(release, "9.9.9") is None
+    (running_root / "releases" / "1.0.0" / "kvstore.rel").unlink()
+    erts, libs = release.version_contents("1.0.0")
+    assert (erts, [lib[:2] for lib in libs]) == ("13.1.5", [("kernel", "8.5.3")])
+    assert release.version_contents("9.9.9") is None
 
 
 @pytest.fixture
