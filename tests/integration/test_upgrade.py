@@ -257,6 +257,18 @@ def test_crash_in_code_change_restarts_on_the_old_release(world, deploy, start_n
     step(node, "upgrade", "2.0.0", "1.0.0", "up", {"1.0.0": "old", "2.0.0": "permanent"}, version="2.0.0")
 
 
+def test_a_failure_before_the_point_of_no_return_keeps_the_node_and_its_state(world, deploy, start_node):
+    node = start_node(deploy("1.0.0"))
+    put_keys(node)
+    unpack(world, node, "2.0.0")
+    (node.root / "lib" / "kvstore-2.0.0" / "ebin" / "kv_server.beam").unlink()
+    before = node.rpc(SNAPSHOT)
+    result = assert_refused(node, before, "upgrade", ["failed on node", "Nothing was changed", "still runs 1.0.0"],
+                            version="2.0.0")
+    assert "release_handler_error" in result
+    assert node.rpc('kvstore:get(<<"a">>)') == '{ok,<<"aa">>}'
+
+
 RESTART_PROGRAM = """#!/bin/sh
 # heart runs this as: <program> <root>/releases/new_start_erl.data
 read erts_vsn rel_vsn < "$1"
