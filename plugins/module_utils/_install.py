@@ -225,13 +225,13 @@ def wait_for_new_emulator(target, plan):
         time.sleep(0.5)
         target.refresh_identity()
         try:
-            node, os_pid, erts, states = target.live_state()
+            live = target.live_state()
         except NodeError as exc:
             last = exc.msg
             continue
-        if os_pid != old_pid and running_version(states) == plan.to_version:
+        if live.os_pid != old_pid and running_version(live.states) == plan.to_version:
             return
-        last = "pid %s runs %s" % (os_pid, running_version(states))
+        last = "pid %s runs %s" % (live.os_pid, running_version(live.states))
     raise InstallError("Node %s restarted its emulator for %s -> %s but did not come back on %s within %s s (%s). Check the "
                        "node's logs and its heart restart program."
                        % (target.identity.node, plan.from_version, plan.to_version, plan.to_version, max(target.timeout, 10), last))
@@ -245,7 +245,7 @@ def recover(target, plan, marker, reason, raw=None):
         try:
             now_marker, status = target.call("{%s, init:get_status()}" % BOOT_MARKER)
             if status == ("started", "started"):
-                node_name, os_pid, erts, states = target.live_state()
+                live = target.live_state()
                 break
         except NodeError:
             pass
@@ -253,14 +253,14 @@ def recover(target, plan, marker, reason, raw=None):
             raise InstallError("install_release(%s) failed on node %s (%s) and the node has not answered since, for %s s. "
                                "Check it: it may be restarting on %s." % (plan.to_version, node, reason, target.timeout, plan.from_version), raw=raw)
         time.sleep(0.25)
-    running = running_version(states)
+    running = running_version(live.states)
     if str(now_marker) != str(marker):
         raise InstallError("The %s %s -> %s of node %s crashed past the point of no return (%s): release_handler restarted the "
                            "node in place (OS pid %s) on %s, and its in-memory state was lost. Version %s stays %s and can be removed "
                            "with otp.release.remove; fix the build (appup/code_change) and try again."
                            % ("upgrade" if plan.direction == "up" else "downgrade", plan.from_version, plan.to_version, node,
-                              reason, os_pid, running, plan.to_version,
-                              states.get(plan.to_version, "gone")), raw=raw)
+                              reason, live.os_pid, running, plan.to_version,
+                              live.states.get(plan.to_version, "gone")), raw=raw)
     raise InstallError("install_release(%s) failed on node %s before the point of no return: %s. release_handler rolled it back; the "
                        "node still runs %s with its state." % (plan.to_version, node, reason, running), raw=raw)
 
@@ -345,7 +345,7 @@ def change(target, to_version, direction, params, check_mode=False):
     """Upgrade or downgrade the node to to_version (None: the previous release) and report it as data."""
     started = time.monotonic()
     live = live_states(target)
-    plan = plan_change(target, live[3], to_version, direction)
+    plan = plan_change(target, live.states, to_version, direction)
     before = target.facts(live)
     permanent = params.get("permanent", True)
     changed = False
@@ -362,10 +362,10 @@ def change(target, to_version, direction, params, check_mode=False):
         changed = True
     after_live = live if check_mode else target.live_state()
     if not check_mode:
-        running = running_version(after_live[3])
+        running = running_version(after_live.states)
         if running != plan.to_version:
             raise InstallError("Node %s reports %s as running after the change to %s: the change did not take. Releases: %s."
-                               % (target.identity.node, running, plan.to_version, _states_text(after_live[3])))
+                               % (target.identity.node, running, plan.to_version, _states_text(after_live.states)))
         if permanent:
             erts = next((e["erts"] for e in target.facts(after_live)["releases"] if e["version"] == plan.to_version), None)
             changed = point_cold_start(target.release, plan.to_version, erts) or changed
@@ -449,11 +449,11 @@ def upgrade_all(params, check_mode=False):
         # Not unpacked yet, so release_handler cannot check the install: check the tarball and the relup instead.
         checks = run_verify(dict(params, version=None))
         live = live_states(target)
-        return dict(target.facts(live), changed=True, from_version=running_version(live[3]), to_version=version,
+        return dict(target.facts(live), changed=True, from_version=running_version(live.states), to_version=version,
                     direction="up", permanent=bool(params.get("permanent")), restart="unknown", instructions={},
                     unpack=_step(unpacked), erts_checks=checks["checks"], duration_ms=int((time.monotonic() - started) * 1000))
     erts_checks = None
-    if (params.get("src") or params.get("verify_erts")) and running_version(live_states(target)[3]) != version:
+    if (params.get("src") or params.get("verify_erts")) and running_version(live_states(target).states) != version:
         erts_checks = run_verify(dict(params, src=None))["checks"]
     result = change(target, version, "up", params, check_mode)
     if unpacked:
@@ -518,9 +518,9 @@ def remove_releases(target, keep=1, version=None, check_mode=False):
     started = time.monotonic()
     node = target.identity.node
     live = live_states(target)
-    to_remove = removal_candidates(live[3], keep, version, node)
+    to_remove = removal_candidates(live.states, keep, version, node)
     removed, failed = to_remove, []
-    after_states = dict((v, s) for v, s in live[3].items() if v not in to_remove)
+    after_states = dict((v, s) for v, s in live.states.items() if v not in to_remove)
     if to_remove and not check_mode:
         outcomes, states = target.call(
             "{[{V, release_handler:remove_release(V)} || V <- %s], "
@@ -536,7 +536,7 @@ def remove_releases(target, keep=1, version=None, check_mode=False):
                            % (failed_version, node, explain(reason), ", ".join(removed) or "none",
                               _states_text(after_states)), raw=outcome)
     before = target.facts(live)
-    after = target.facts(live[:3] + (after_states,))
+    after = target.facts(live.with_states(after_states))
     return dict(after, changed=bool(removed), removed=removed, removed_files=removed_files,
                 diff=dict(before=_states_yaml(before), after=_states_yaml(after)),
                 duration_ms=int((time.monotonic() - started) * 1000))

@@ -336,10 +336,26 @@ class ReleaseRoot(object):
             raise ReleaseError("Cannot read the cookie file %s: %s." % (path, exc.strerror))
 
 
+NODE_DOWN = ("not_running", "not_registered")
 LIVE_STATE_EXPR = (
     "{node(), list_to_integer(os:getpid()), erlang:system_info(version), "
-    "[{V, S} || {_, V, _, S} <- release_handler:which_releases()]}"
+    "[{V, S, Libs} || {_, V, Libs, S} <- release_handler:which_releases()]}"
 )
+
+
+class Live(object):
+    """What the node says of itself: node, os_pid, erts, {version: state}, {version: ["app-vsn", ...]}."""
+
+    def __init__(self, node, os_pid, erts, releases):
+        self.node = str(node)
+        self.os_pid = os_pid
+        self.erts = str(erts)
+        self.states = dict((str(v), str(s)) for v, s, _libs in releases)
+        self.libs = dict((str(v), [str(lib) for lib in libs]) for v, _s, libs in releases)
+
+    def with_states(self, states):
+        """The same node with other release states (what a change would leave, or left)."""
+        return Live(self.node, self.os_pid, self.erts, [(v, s, self.libs.get(v, [])) for v, s in states.items()])
 
 
 class Target(object):
@@ -399,9 +415,18 @@ class Target(object):
         return self.channel().call(expression)
 
     def live_state(self):
-        """(node, os_pid, erts, {version: state}) from the node itself."""
-        node, os_pid, erts, states = self.call(LIVE_STATE_EXPR)
-        return str(node), os_pid, str(erts), dict((str(v), str(s)) for v, s in states)
+        """The node's Live state, from the node itself."""
+        return Live(*self.call(LIVE_STATE_EXPR))
+
+    def live_or_down(self):
+        """(Live, None) when the node answers, (None, why) when it does not run. A node that runs but refuses
+        us (cookie) or hangs is an error, not a fact."""
+        try:
+            return self.live_state(), None
+        except NodeError as exc:
+            if exc.kind not in NODE_DOWN:
+                raise
+            return None, exc.msg
 
     def facts(self, live=None):
         """The facts every result carries. live: live_state() when the node answered, else None."""
@@ -410,7 +435,7 @@ class Target(object):
         if live:
             known = dict((e["version"], e) for e in states)
             states = []
-            for version, state in live[3].items():
+            for version, state in live.states.items():
                 erts = known[version]["erts"] if version in known else self._rel_erts(version)
                 states.append(dict(version=version, state=state, erts=erts))
             states.sort(key=lambda e: version_key(e["version"]))
@@ -427,11 +452,11 @@ class Target(object):
             start_version=start_version,
             start_version_mismatch=bool(start_version and permanent and start_version != permanent),
             running=bool(live),
-            node=live[0] if live else self.identity.node,
+            node=live.node if live else self.identity.node,
             node_source=self.identity.node_source,
             cookie_source=self.identity.cookie_source,
-            os_pid=live[1] if live else None,
-            erts_running=live[2] if live else None,
+            os_pid=live.os_pid if live else None,
+            erts_running=live.erts if live else None,
         )
 
     def _rel_erts(self, version):
@@ -441,15 +466,8 @@ class Target(object):
             return None
 
     def gather(self):
-        """facts() of the root, asking the node when it runs. A node that is down is a fact, not an error;
-        a node that runs but refuses us (cookie) or hangs is an error."""
-        live, node_error = None, None
-        try:
-            live = self.live_state()
-        except NodeError as exc:
-            if exc.kind not in ("not_running", "not_registered"):
-                raise
-            node_error = exc.msg
+        """facts() of the root, asking the node when it runs (see live_or_down)."""
+        live, node_error = self.live_or_down()
         result = self.facts(live)
         if live:
             result["channel"] = self.channel().channel

@@ -33,6 +33,7 @@ from ansible_collections.otp.release.plugins.module_utils._install import explai
 from ansible_collections.otp.release.plugins.module_utils._module import OperationError
 from ansible_collections.otp.release.plugins.module_utils._node import NodeError
 from ansible_collections.otp.release.plugins.module_utils._release import (
+    Live,
     ReleaseError,
     ReleaseRoot,
     Target,
@@ -68,12 +69,7 @@ VERIFY_OPTIONS = dict(
 VERIFY_REQUIRED_ONE_OF = [("version", "src")]
 
 CHECKSUM_RE = re.compile(r"sha256:([0-9a-fA-F]{64})$")
-NODE_DOWN = ("not_running", "not_registered")
 
-STATE_EXPR = (
-    "{node(), list_to_integer(os:getpid()), erlang:system_info(version), "
-    "[{V, S, Libs} || {_, V, Libs, S} <- release_handler:which_releases()]}"
-)
 # which_releases first: unpack_release of a version whose tarball was unpacked (and deleted) before
 # answers {error, {no_such_file, ...}}, not existing_release.
 UNPACK_EXPR = (
@@ -119,30 +115,9 @@ def inspect_source(src, name=None, version=None, checksum=None, allow_missing_er
 
 # ---- the state of a root --------------------------------------------------------------------------------
 
-class Live(object):
-    """What the node said: node, os_pid, erts, {version: state}, {version: [app-vsn]}."""
-
-    def __init__(self, answer):
-        node, os_pid, erts, releases = answer
-        self.node = str(node)
-        self.os_pid = os_pid
-        self.erts = str(erts)
-        self.states = dict((str(v), str(s)) for v, s, _libs in releases)
-        self.libs = dict((str(v), [str(lib) for lib in libs]) for v, _s, libs in releases)
-
-    def as_tuple(self):
-        """The shape Target.facts() takes."""
-        return (self.node, self.os_pid, self.erts, self.states)
-
-
 def ask_node(target):
     """Live state of the node serving the root, or None when no node runs (a refusing node is an error)."""
-    try:
-        return Live(target.call(STATE_EXPR))
-    except NodeError as exc:
-        if exc.kind in NODE_DOWN:
-            return None
-        raise
+    return target.live_or_down()[0]
 
 
 def disk_states(release):
@@ -175,7 +150,7 @@ def _release_info(release, version, facts=None):
 
 
 def _result(target, live, before, info, changed, method, after_states=None):
-    facts = target.facts(live.as_tuple() if live else None)
+    facts = target.facts(live)
     if after_states is not None:  # check mode: what the releases would be
         erts = dict((e["version"], e["erts"]) for e in facts["releases"])
         erts.setdefault(info["version"], info.get("erts_version"))
@@ -370,11 +345,11 @@ def _call_unpack(target, facts, root, created):
     expression = UNPACK_EXPR % dict(vsn=format_term(facts.version), rel=format_term("%s/%s" % (facts.version, facts.name)))
     try:
         answer = target.call(expression)
-        return answer[0], Live(answer[1:])
+        return answer[0], Live(*answer[1:])
     except NodeError as exc:
         problem = exc.msg
     try:
-        live = Live(target.call(STATE_EXPR))
+        live = target.live_state()
     except NodeError as exc:
         raise UnpackError("The unpack_release call on node %s broke off (%s) and the node does not answer since (%s). Nothing "
                           "was removed, as the unpack may still be running: check the node, then run again."
@@ -594,7 +569,7 @@ def run_verify(params):
 
 def _add_root_facts(result, target, live, started):
     if target is not None:
-        facts = target.facts(live.as_tuple() if live else None)
+        facts = target.facts(live)
         result.update(releases=facts["releases"], current=facts["current"], permanent=facts["permanent"])
     result["duration_ms"] = int((time.monotonic() - started) * 1000)
     return result

@@ -13,10 +13,9 @@ import pytest
 from ansible_collections.otp.release.plugins.module_utils import _unpack
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, parse_all
 from ansible_collections.otp.release.plugins.module_utils._node import NodeError
-from ansible_collections.otp.release.plugins.module_utils._release import ReleaseRoot
+from ansible_collections.otp.release.plugins.module_utils._release import LIVE_STATE_EXPR, Live, ReleaseRoot, Target
 from ansible_collections.otp.release.plugins.module_utils._tarball import ReleaseTarballError
 from ansible_collections.otp.release.plugins.module_utils._unpack import (
-    STATE_EXPR,
     UnpackError,
     first_install,
     inspect_source,
@@ -201,10 +200,13 @@ def test_host_side_signature_is_refused(tarball, tmp_path):
 # ---- a running node (fake) ----
 
 class FakeNode(object):
-    """Answers STATE_EXPR and UNPACK_EXPR like a node; `on_unpack(root)` plays release_handler."""
+    """Answers LIVE_STATE_EXPR and UNPACK_EXPR like a node; `on_unpack(root)` plays release_handler."""
 
     class identity(object):
         node = "kv@127.0.0.1"
+
+    live_state = Target.live_state
+    live_or_down = Target.live_or_down
 
     def __init__(self, root, on_unpack, states=None):
         self.release = ReleaseRoot(str(root), "kvstore")
@@ -217,7 +219,7 @@ class FakeNode(object):
 
     def call(self, expression):
         self.calls.append(expression)
-        if expression == STATE_EXPR:
+        if expression == LIVE_STATE_EXPR:
             return self.answer()
         outcome = self.on_unpack(self.release.root)
         if isinstance(outcome, Exception):
@@ -305,7 +307,7 @@ def test_a_broken_call_and_a_silent_node_leave_things_alone(running_root, tarbal
     original = node.call
 
     def silent_after_unpack(expression):
-        if expression == STATE_EXPR and len(node.calls) > 0:
+        if expression == LIVE_STATE_EXPR and len(node.calls) > 0:
             raise NodeError("timeout", "still no answer")
         return original(expression)
 
@@ -326,7 +328,7 @@ def test_leftovers_of_an_unfinished_unpack_are_refused(running_root, tarball):
     (running_root / "releases/2.0.0/start.boot").write_text("stale")
     (running_root / "lib/kvstore-2.0.0").mkdir()
     node = FakeNode(running_root, None)
-    live = _unpack.Live(node.answer())
+    live = Live(*node.answer())
     with pytest.raises(UnpackError) as caught:
         _unpack.refuse_leftovers(node.release, "kvstore", "2.0.0", [("kernel", "8.5.3"), ("kvstore", "2.0.0")], live)
     assert "releases/2.0.0/, " in caught.value.msg and "lib/kvstore-2.0.0/ already exist" in caught.value.msg
@@ -422,7 +424,7 @@ def write_relup(root, restart):
 
 
 def live_on(version, erts):
-    return _unpack.Live(("kv@127.0.0.1", 4242, erts, [(version, "permanent", [])]))
+    return Live("kv@127.0.0.1", 4242, erts, [(version, "permanent", [])])
 
 
 def test_verify_an_erts_change_needs_a_restarting_relup(erts_root):
