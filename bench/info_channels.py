@@ -1,4 +1,4 @@
-"""Median time of one otp.release.info call (Target.gather(): RELEASES, process discovery and one round
+"""Median time of one otp.release.info call (Session.gather(): RELEASES, process discovery and one round
 trip to the node) through the bundled erl_call against the hidden control VM fallback, on the same node,
 in turns, from one Python process. The erl_call run is the baseline: the ratio is hidden_vm / erl_call."""
 
@@ -15,12 +15,12 @@ _spec = importlib.util.spec_from_file_location("otp_release_tests_conftest", str
 _spec.loader.exec_module(importlib.util.module_from_spec(_spec))
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 import world as kvworld  # noqa: E402
-from ansible_collections.otp.release.plugins.module_utils._release import Target  # noqa: E402
+from ansible_collections.otp.release.plugins.module_utils._session import Session  # noqa: E402
 
 
 def timed_gather(root, cookie_file, channel):
     started = time.perf_counter()
-    facts = Target(str(root), cookie_file=str(cookie_file), channel=channel).gather()
+    facts = Session(str(root), cookie_file=str(cookie_file), channel=channel).gather()
     elapsed_ms = (time.perf_counter() - started) * 1000
     assert facts["running"] and facts["channel"] == channel, facts
     return elapsed_ms

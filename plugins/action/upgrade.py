@@ -7,18 +7,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.otp.release.plugins.module_utils._install import upgrade_module_kwargs
 from ansible_collections.otp.release.plugins.plugin_utils._unpack_action import ControllerSourceAction
 
 
 class ActionModule(ControllerSourceAction):
-    MODULE = "otp.release.upgrade"
-
-    def module_spec(self):
-        spec = upgrade_module_kwargs()
-        spec.pop("supports_check_mode")
-        return spec
-
-    def finish_without_upload(self, probe, module_args, task_vars):
-        """The host knows the version already: upgrade to it (and check health, remove) without sending the tarball."""
-        return self.run_module(dict(module_args, verify_erts=True), task_vars, transferred=False)
+    NAME = "upgrade"

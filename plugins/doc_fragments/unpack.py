@@ -47,13 +47,6 @@ options:
       - Hot upgrades need ERTS bundled with every release; without it the release runs on whatever ERTS is on disk.
     type: bool
     default: false
-  preflight_only:
-    description:
-      - Decide without the tarball's bytes whether the host needs them; the action plugin runs the module this way
-        before it sends O(src). Needs O(name), O(version) and O(checksum) of the tarball.
-      - Answers C(upload_needed). Changes nothing.
-    type: bool
-    default: false
 requirements:
   - cryptography >= 3.0 on the controller, for O(signature).
 """

@@ -17,19 +17,14 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 from collections import namedtuple
 
-from ansible_collections.otp.release.plugins.module_utils._erlterm import is_atom
-from ansible_collections.otp.release.plugins.module_utils._tarball import (
-    INCLUDE_ERTS_HINT,
-    ReleaseTarballError,
-    extract_members,
-    inspect,
-    parse_rel,
-)
+from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
+from ansible_collections.otp.release.plugins.module_utils._proc import run_command
+from ansible_collections.otp.release.plugins.module_utils._relfiles import parse_rel
+from ansible_collections.otp.release.plugins.module_utils._tarball import INCLUDE_ERTS_HINT, extract_members, inspect
 
 PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
 DT_NEEDED, DT_STRTAB, DT_RPATH, DT_RUNPATH = 1, 5, 15, 29
@@ -60,10 +55,6 @@ interp (PT_INTERP or None), needed/rpath/runpath lists, version_needs {soname: [
 version_defs (set of versions the file defines)."""
 
 
-class ErtsCheckError(Exception):
-    pass
-
-
 def _result(check, ok, detail):
     return {"check": check, "ok": bool(ok), "detail": detail}
 
@@ -75,26 +66,26 @@ def _version_tuple(text):
 # ---- ELF -------------------------------------------------------------------------------------------
 
 def read_elf(path):
-    """Parse the ELF file at `path` (symlinks followed). Raises ErtsCheckError if it is not one."""
+    """Parse the ELF file at `path` (symlinks followed). Raises OtpReleaseError if it is not one."""
     try:
         with open(path, "rb") as handle:
             if os.fstat(handle.fileno()).st_size < 52:
-                raise ErtsCheckError("{0} is not an ELF file (too short).".format(path))
+                raise OtpReleaseError("{0} is not an ELF file (too short).".format(path))
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 return _parse_elf(path, data)
     except OSError as exc:
-        raise ErtsCheckError("Cannot read {0}: {1}".format(path, exc.strerror or exc))
+        raise OtpReleaseError("Cannot read {0}: {1}".format(path, exc.strerror or exc))
     except (struct.error, ValueError, IndexError) as exc:
-        raise ErtsCheckError("{0} is a damaged ELF file ({1}).".format(path, exc))
+        raise OtpReleaseError("{0} is a damaged ELF file ({1}).".format(path, exc))
 
 
 def _parse_elf(path, data):
     if data[:4] != b"\x7fELF":
-        raise ErtsCheckError("{0} is not an ELF file.".format(path))
+        raise OtpReleaseError("{0} is not an ELF file.".format(path))
     bits = {1: 32, 2: 64}.get(data[4])
     order = {1: "<", 2: ">"}.get(data[5])
     if bits is None or order is None:
-        raise ErtsCheckError("{0} has an unknown ELF class or byte order.".format(path))
+        raise OtpReleaseError("{0} has an unknown ELF class or byte order.".format(path))
     (machine,) = struct.unpack_from(order + "H", data, 18)
     if bits == 64:
         (phoff,) = struct.unpack_from(order + "Q", data, 32)
@@ -221,9 +212,9 @@ def host_elf():
     for candidate in candidates + ["/proc/self/exe"]:
         try:
             return read_elf(candidate)
-        except ErtsCheckError:
+        except OtpReleaseError:
             continue
-    raise ErtsCheckError("Cannot read this host's own executable ({0}) to learn its machine type.".format(
+    raise OtpReleaseError("Cannot read this host's own executable ({0}) to learn its machine type.".format(
         ", ".join(candidates + ["/proc/self/exe"])))
 
 
@@ -290,11 +281,8 @@ def read_ldconfig_output():
         if not os.access(ldconfig, os.X_OK):
             continue
         try:
-            output = subprocess.run(  # pylint: disable=ansible-bad-function
-                [ldconfig, "-p"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60, check=False,
-                env={"LANG": "C", "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            ).stdout.decode("utf-8", "surrogateescape")
-        except (OSError, subprocess.SubprocessError):
+            _rc, output, _err = run_command([ldconfig, "-p"], timeout=60)
+        except (OSError, OtpReleaseError):
             continue
         for line in output.splitlines():
             match = re.match(r"\s+(\S+) \(.*\) => (.+)$", line)
@@ -330,10 +318,10 @@ class LibraryFinder:
         if real not in self._elves:
             try:
                 self._elves[real] = read_elf(real)
-            except ErtsCheckError as exc:
+            except OtpReleaseError as exc:
                 self._elves[real] = exc
         found = self._elves[real]
-        if isinstance(found, ErtsCheckError):
+        if isinstance(found, OtpReleaseError):
             raise found
         return found
 
@@ -368,7 +356,7 @@ class LibraryFinder:
                 try:
                     if same_arch(self.elf(candidate), needer):
                         return candidate
-                except ErtsCheckError:
+                except OtpReleaseError:
                     continue  # e.g. a linker script named libc.so: the loader skips it too
         return None
 
@@ -429,7 +417,7 @@ def check_elf_arch(root, beam, libraries, host):
     """beam.smp and the NIF/driver libraries must be built for this host's machine."""
     try:
         beam_elf = read_elf(beam)
-    except ErtsCheckError as exc:
+    except OtpReleaseError as exc:
         return _result("elf_arch", False, "Not checked: {0}".format(exc))
     wrong = []
     if not same_arch(beam_elf, host):
@@ -437,7 +425,7 @@ def check_elf_arch(root, beam, libraries, host):
     for library in libraries:
         try:
             library_elf = read_elf(library)
-        except ErtsCheckError:
+        except OtpReleaseError:
             wrong.append("{0} is not an ELF file".format(_relative(root, library)))
             continue
         if not same_arch(library_elf, host):
@@ -454,7 +442,7 @@ def check_libc(root, beam, host):
     """beam.smp's C library (glibc/musl, by its program interpreter) must be this host's."""
     try:
         beam_elf = read_elf(beam)
-    except ErtsCheckError as exc:
+    except OtpReleaseError as exc:
         return _result("libc", False, "Not checked: {0}".format(exc))
     beam_libc, host_libc = libc_kind(beam_elf), libc_kind(host)
     name = _relative(root, beam)
@@ -484,7 +472,7 @@ def check_shared_libraries(root, beam, libraries, finder=None):
     for start in ([beam] if os.path.isfile(beam) else []) + list(libraries):
         try:
             queue.append((finder.elf(start), _relative(root, start), None))
-        except ErtsCheckError:
+        except OtpReleaseError:
             pass  # reported by elf_arch
     starts = len(queue)
     seen = set(os.path.realpath(elf.path) for elf, _name, _for in queue)
@@ -517,21 +505,10 @@ def check_shared_libraries(root, beam, libraries, finder=None):
         checked - starts, " and ".join(needers) or "nothing (no beam.smp, no NIFs)"))
 
 
-def relup_restart_kind(instructions):
-    """'new_emulator' (restart_new_emulator, normally first), 'emulator' (restart_emulator, normally
-    last) or 'none', for the instruction list of one relup entry."""
-    instructions = instructions or []
-    if any(is_atom(item, "restart_new_emulator") for item in instructions):
-        return "new_emulator"
-    if any(is_atom(item, "restart_emulator") for item in instructions):
-        return "emulator"
-    return "none"
-
-
 def erts_vs_running(running_erts, release_erts, from_version, restart_kind):
     """A release may change ERTS under a running node only if its relup restarts the emulator.
 
-    `restart_kind` is relup_restart_kind() of the relup entry from `from_version`, the running version.
+    `restart_kind` is _relfiles.restart_kind() of the relup entry from `from_version`, the running version.
     """
     if not running_erts:
         return _result("erts_vs_running", True, "No running node to compare ERTS with.")
@@ -552,13 +529,13 @@ def _rel_file(root, version, name):
         path = os.path.join(directory, name + ".rel")
         if os.path.isfile(path):
             return path
-        raise ErtsCheckError("Release {0} {1} is not unpacked in {2}: {3} is missing.".format(name, version, root, path))
+        raise OtpReleaseError("Release {0} {1} is not unpacked in {2}: {3} is missing.".format(name, version, root, path))
     found = sorted(glob.glob(os.path.join(directory, "*.rel")))
     if len(found) == 1:
         return found[0]
     if not found:
-        raise ErtsCheckError("Version {0} is not unpacked in {1}: no releases/{0}/<name>.rel.".format(version, root))
-    raise ErtsCheckError("{0} holds several .rel files ({1}): give the release name.".format(
+        raise OtpReleaseError("Version {0} is not unpacked in {1}: no releases/{0}/<name>.rel.".format(version, root))
+    raise OtpReleaseError("{0} holds several .rel files ({1}): give the release name.".format(
         directory, ", ".join(os.path.basename(p) for p in found)))
 
 
@@ -580,10 +557,8 @@ def check_release(root, version, name=None):
     try:
         with open(rel_path, "r", encoding="utf-8", errors="replace") as handle:
             _name, _vsn, erts_version, applications = parse_rel(handle.read(), rel_path)
-    except ReleaseTarballError as exc:
-        raise ErtsCheckError(str(exc))
     except OSError as exc:
-        raise ErtsCheckError("Cannot read {0}: {1}".format(rel_path, exc.strerror or exc))
+        raise OtpReleaseError("Cannot read {0}: {1}".format(rel_path, exc.strerror or exc))
     return run_checks(root, erts_version, applications)
 
 
@@ -602,13 +577,11 @@ def run_checks(root, erts_version, applications):
     ]
 
 
-def verify_tarball(path, name=None, version=None):
-    """check_release() for a release tarball: only erts-*/bin/* and the .so files under the release's
-    lib/<app>-<vsn>/priv are extracted, into a private temporary directory removed afterwards."""
-    try:
-        facts = inspect(path, name, version, allow_missing_erts=True)
-    except ReleaseTarballError as exc:
-        raise ErtsCheckError(str(exc))
+def verify_tarball(path, name=None, version=None, facts=None):
+    """check_release() for a release tarball (facts: its inspection, when done already): only erts-*/bin/* and the
+    .so files under the release's lib/<app>-<vsn>/priv are extracted, into a private temporary directory removed
+    afterwards."""
+    facts = facts or inspect(path, name, version, allow_missing_erts=True)
     rel_member = "releases/{0}/{1}.rel".format(facts.version, facts.name)
     priv_dirs = tuple("lib/{0}-{1}/priv/".format(app, vsn) for app, vsn in facts.applications)
 
@@ -620,7 +593,5 @@ def verify_tarball(path, name=None, version=None):
     try:
         extract_members(path, directory, wanted, facts)
         return check_release(directory, facts.version, facts.name)
-    except ReleaseTarballError as exc:
-        raise ErtsCheckError(str(exc))
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -2,81 +2,108 @@
 # Copyright (c) otp.release contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What every module's main() shares: the common options (documented once in the otp.release.common doc
-fragment) and the one way errors become a failed result."""
+"""The only user of AnsibleModule: every module's main() is run(<its name>). Here the module's options become the
+typed arguments of one operation, and its answer or error becomes the result."""
 
 from __future__ import annotations
 
-import copy
+import time
 
-from ansible_collections.otp.release.plugins.module_utils._erlterm import to_plain
-from ansible_collections.otp.release.plugins.module_utils._erts import ErtsCheckError
-from ansible_collections.otp.release.plugins.module_utils._node import NodeError
-from ansible_collections.otp.release.plugins.module_utils._release import ReleaseError
-from ansible_collections.otp.release.plugins.module_utils._tarball import ReleaseTarballError
+from ansible.module_utils.basic import AnsibleModule
 
-COMMON_ARGUMENT_SPEC = dict(
-    root=dict(type="path", required=True),
-    name=dict(type="str"),
-    node=dict(type="str"),
-    cookie=dict(type="str", no_log=True),
-    cookie_file=dict(type="path"),
-    timeout=dict(type="int", default=60),
-    channel=dict(type="str", default="auto", choices=["auto", "erl_call", "hidden_vm"]),
-)
-COMMON_MUTUALLY_EXCLUSIVE = [("cookie", "cookie_file")]
+from ansible_collections.otp.release.plugins.module_utils._argspec import CONTROLLER_ONLY, SPECS
+from ansible_collections.otp.release.plugins.module_utils._change import ChangeOptions, change
+from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError, failure_fields
+from ansible_collections.otp.release.plugins.module_utils._oneoff import run_eval
+from ansible_collections.otp.release.plugins.module_utils._pipeline import Health, upgrade
+from ansible_collections.otp.release.plugins.module_utils._remove import remove_releases
+from ansible_collections.otp.release.plugins.module_utils._session import Session
+from ansible_collections.otp.release.plugins.module_utils._unpack import Source, unpack
+from ansible_collections.otp.release.plugins.module_utils._verify import verify
+
+# What eval reports of the root: not the node's live facts, as it never talks to the node.
+LIVE_FACTS = ("running", "os_pid", "erts_running")
 
 
-def argument_spec(**extra):
-    """The shared options plus a module's own ones."""
-    spec = copy.deepcopy(COMMON_ARGUMENT_SPEC)
-    spec.update(extra)
-    return spec
+def session_of(params):
+    return Session(params["root"], params.get("name"), params.get("node"), params.get("cookie"), params.get("cookie_file"),
+                   params.get("timeout") or 60, params.get("channel") or "auto")
 
 
-def module_kwargs(supports_check_mode=True, mutually_exclusive=(), required_together=(), **extra_options):
-    """Keyword arguments for AnsibleModule: the shared spec, the module's options and its rules."""
-    return dict(
-        argument_spec=argument_spec(**extra_options),
-        supports_check_mode=supports_check_mode,
-        mutually_exclusive=COMMON_MUTUALLY_EXCLUSIVE + list(mutually_exclusive),
-        required_together=list(required_together),
-    )
+def source_of(params):
+    """The tarball of unpack/upgrade: on this host with remote_src, else still on the controller (the action sends it)."""
+    for option in CONTROLLER_ONLY:
+        if params.get(option):
+            raise OtpReleaseError("%s is checked on the controller by the module's action plugin; it cannot be checked on the "
+                                  "host. Run the module as a task (through its action)." % option)
+    if not params.get("src"):
+        return None
+    return Source(params["src"], params["remote_src"], params.get("name"), params.get("version"), params.get("checksum"),
+                  params.get("allow_missing_erts"))
 
 
-class OperationError(Exception):
-    """A refused or failed operation. msg says what is wrong, where, the state now and what to do; raw is the
-    release_handler term behind it; details go into the failed result, and a 'fields' dict is merged into it."""
-
-    def __init__(self, msg, raw=None, **details):
-        super(OperationError, self).__init__(msg)
-        self.msg = msg
-        self.raw = raw
-        self.details = details
+def change_options(params):
+    return ChangeOptions(params["permanent"], params["purge"], params.get("code_change_timeout"), params.get("suspend_timeout"))
 
 
-def failure(exc):
-    """(msg, extra result fields) of any error our module_utils raise."""
-    fields = {}
-    if isinstance(exc, OperationError):
-        if exc.raw is not None:
-            fields["release_handler_error"] = to_plain(exc.raw)
-        details = dict(exc.details)
-        fields.update(details.pop("fields", None) or {})
-        fields.update(details)
-        return exc.msg, fields
-    return str(exc), fields
+def do_info(params, _check_mode):
+    return dict(session_of(params).require_root().gather(), changed=False)
 
 
-def run_module(module, work):
-    """Run work() -> result and end the module with it; our errors become a failed result, warnings warnings."""
+def do_unpack(params, check_mode):
+    source = source_of(params)
+    if source is None:
+        raise OtpReleaseError("src is required: the release tarball to unpack.")
+    return unpack(session_of(params), source, check_mode)
+
+
+def do_verify_erts(params, _check_mode):
+    return verify(session_of(params), params.get("version"), params.get("src"), name=params.get("name"))
+
+
+def do_upgrade(params, check_mode):
+    health = params.get("health")
+    if health is not None:
+        health = Health(health.get("module"), health.get("function"), health.get("args"), params["health_timeout"] or 10)
+    session = session_of(params)
+    source = source_of(params)
+    if source is None:
+        session.require_root()
+    return upgrade(session, params.get("version"), change_options(params), source, health, params.get("keep"), check_mode)
+
+
+def do_downgrade(params, check_mode):
+    return change(session_of(params).require_root(), params.get("version"), "down", change_options(params), check_mode)
+
+
+def do_remove(params, check_mode):
+    return remove_releases(session_of(params).require_root(), params["keep"], params.get("version"), check_mode)
+
+
+def do_eval(params, check_mode):
+    session = session_of(params).require_root()
+    facts = dict((k, v) for k, v in session.facts().items() if k not in LIVE_FACTS)
+    result = run_eval(session.release, params["version"], params["module"], params["function"], params["args"],
+                      params["start_apps"], params["strings_as"], params["failed_when_result"], params["timeout"], check_mode)
+    return dict(facts, **result)
+
+
+OPERATIONS = dict(info=do_info, unpack=do_unpack, verify_erts=do_verify_erts, upgrade=do_upgrade, downgrade=do_downgrade,
+                  remove=do_remove, eval=do_eval)
+
+
+def run(name):
+    """main() of module otp.release.<name>: parse the options, run the operation, exit with its result."""
+    module = AnsibleModule(**SPECS[name].module_kwargs())
+    started = time.monotonic()
     try:
-        result = work()
-    except (OperationError, ReleaseError, NodeError, ReleaseTarballError, ErtsCheckError) as exc:
-        msg, fields = failure(exc)
+        result = OPERATIONS[name](module.params, module.check_mode)
+    except OtpReleaseError as exc:
+        fields = failure_fields(exc)
         for warning in fields.pop("warnings", []):
             module.warn(warning)
-        module.fail_json(msg=msg, **fields)
+        module.fail_json(msg=exc.msg, **fields)
     for warning in result.pop("warnings", []):
         module.warn(warning)
+    result.setdefault("duration_ms", int((time.monotonic() - started) * 1000))
     module.exit_json(**result)

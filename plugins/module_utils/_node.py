@@ -12,43 +12,19 @@ HOME/.erlang.cookie (mode 0400) that is removed after the call.
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import re
 import secrets
-import shutil
 import socket
 import struct
-import subprocess
-import tempfile
-import time
 
-from ansible_collections.otp.release.plugins.module_utils._erlterm import ParseError, format_term, parse, Atom
+from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, ParseError, format_term, parse
+from ansible_collections.otp.release.plugins.module_utils._errors import NodeError, NodeException
+from ansible_collections.otp.release.plugins.module_utils._proc import erlexec_command, private_home, run_command
 
 DEFAULT_EPMD_PORT = 4369
-CHANNELS = ("auto", "erl_call", "hidden_vm")
 _ERL_CALL_RESULT = re.compile(r"OTPREL<([A-Za-z0-9+/=]*)>OTPREL")
 _VM_MARKER = "OTPREL-RESULT:"
-
-
-class NodeError(Exception):
-    """A call to the node failed. kind: not_running, not_registered, bad_cookie, timeout, no_channel, call."""
-
-    def __init__(self, kind, msg, raw=None):
-        super(NodeError, self).__init__(msg)
-        self.kind = kind
-        self.msg = msg
-        self.raw = raw
-
-
-class NodeException(NodeError):
-    """The expression raised on the node: class, reason and stack as Erlang text."""
-
-    def __init__(self, msg, error_class, reason, stack):
-        super(NodeException, self).__init__("call", msg, raw=reason)
-        self.error_class = error_class
-        self.reason = reason
-        self.stack = stack
 
 
 def split_node(node):
@@ -88,34 +64,6 @@ def epmd_names(host, port, timeout=5.0):
         if match:
             names[match.group(1)] = int(match.group(2))
     return names
-
-
-@contextlib.contextmanager
-def private_home(cookie):
-    """A temporary HOME holding only .erlang.cookie (0400); removed on exit."""
-    home = tempfile.mkdtemp(prefix="otp-release-")
-    try:
-        os.chmod(home, 0o700)
-        cookie_path = os.path.join(home, ".erlang.cookie")
-        fd = os.open(cookie_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
-        with os.fdopen(fd, "w") as cookie_file:
-            cookie_file.write(cookie)
-        yield home
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def run_command(argv, stdin_text=None, env=None, timeout=None):
-    """The one place that runs an external program: LANG=C, absolute argv[0], returns (rc, stdout, stderr)."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    full_env["LANG"] = full_env["LC_ALL"] = "C"
-    try:
-        proc = subprocess.run(argv, input=stdin_text, env=full_env, timeout=timeout, check=False,  # pylint: disable=ansible-bad-function
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8", errors="replace")
-    except subprocess.TimeoutExpired:
-        raise NodeError("timeout", "%s did not finish within %s s." % (os.path.basename(argv[0]), timeout))
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def wrap(expression):
@@ -207,14 +155,10 @@ class Channel(object):
             "io:format(\"~n%(marker)s~w~n\", [R]), halt(0)."
             % dict(node=format_term(Atom(self.node)), file=format_term(expr_file), ms=int(self.timeout * 1000),
                    marker=_VM_MARKER))
-        argv = [os.path.join(self.erts_bin, "erlexec"), "-boot", self.boot]
-        for var, value in sorted(self.boot_vars.items()):
-            argv += ["-boot_var", var, value]
-        argv += ["-hidden", "-noshell", "-noinput", "-name" if long_name else "-sname", own_name,
-                 "-kernel", "inet_dist_use_interface", "{127,0,0,1}" if host in ("127.0.0.1", "localhost") else "{0,0,0,0}",
-                 "-eval", program]
-        root = os.path.dirname(os.path.dirname(self.erts_bin))
-        env = dict(env, ROOTDIR=root, BINDIR=self.erts_bin, EMU="beam", PROGNAME="erl")
+        argv, env = erlexec_command(self.erts_bin, self.boot, self.boot_vars, [
+            "-name" if long_name else "-sname", own_name,
+            "-kernel", "inet_dist_use_interface", "{127,0,0,1}" if host in ("127.0.0.1", "localhost") else "{0,0,0,0}",
+            "-eval", program], env)
         rc, out, err = self.runner(argv, env=env, timeout=self.timeout + 10)
         marker_at = out.rfind(_VM_MARKER)
         if marker_at < 0:
@@ -245,15 +189,3 @@ class Channel(object):
         raise NodeError("bad_cookie", "Node %s is running (epmd lists it on port %s) but refused the connection: the cookie is "
                         "wrong. Pass the node's cookie with cookie or cookie_file. (%s)" % (self.node, names[alive], detail.strip()[:300]))
 
-    def wait_until_answers(self, expression="node()", deadline=None, interval=0.25):
-        """Poll until the node answers the expression; returns its value. Raises the last NodeError at the deadline."""
-        deadline = deadline or (time.monotonic() + self.timeout)
-        while True:
-            try:
-                return self.call(expression)
-            except NodeException:
-                raise
-            except NodeError:
-                if time.monotonic() >= deadline:
-                    raise
-            time.sleep(interval)

@@ -20,20 +20,13 @@ import time
 
 from ansible_collections.otp.release.plugins.module_utils._erlterm import (
     Atom, ParseError, format_term, is_atom, parse, to_plain)
-from ansible_collections.otp.release.plugins.module_utils._module import OperationError
-from ansible_collections.otp.release.plugins.module_utils._node import NodeError, run_command
+from ansible_collections.otp.release.plugins.module_utils._errors import NodeError, OtpReleaseError
+from ansible_collections.otp.release.plugins.module_utils._proc import erlexec_command, run_command
 from ansible_collections.otp.release.plugins.module_utils._versions import current_version, version_key
 
 RESULT_FILE = "result.term"
 PROGRAM_FILE = "program.erl"
-# Variables the Erlang launcher reads flags or library paths from: emptied so that nothing but our own
-# command line shapes the VM (an ERL_FLAGS="-name x" would otherwise start distribution).
-CLEARED_ENV = ("ERL_FLAGS", "ERL_AFLAGS", "ERL_ZFLAGS", "ERL_LIBS")
 TAGGED_VALUES = ("atom", "tuple", "binary", "charlist")
-
-
-class EvalError(OperationError):
-    """The evaluation could not run or failed; details go into the failed result next to msg."""
 
 
 def erlang_value(value, strings_as="binary"):
@@ -45,10 +38,10 @@ def erlang_value(value, strings_as="binary"):
         kind, inner = next(iter(value.items()))
         if kind == "tuple":
             if not isinstance(inner, list):
-                raise EvalError("{tuple: ...} takes a list of the tuple's elements, not %r." % (inner,))
+                raise OtpReleaseError("{tuple: ...} takes a list of the tuple's elements, not %r." % (inner,))
             return tuple(erlang_value(item, strings_as) for item in inner)
         if not isinstance(inner, str):
-            raise EvalError("{%s: ...} takes a string, not %r." % (kind, inner))
+            raise OtpReleaseError("{%s: ...} takes a string, not %r." % (kind, inner))
         if kind == "atom":
             return Atom(inner)
         return erlang_value(inner, kind)
@@ -129,14 +122,14 @@ def version_libs(release, version):
     contents = release.version_contents(version)
     if contents is None:
         known = ", ".join(sorted(set(e["version"] for e in release.releases_file()), key=version_key))
-        raise EvalError("Version %s of %s is not unpacked in %s (versions there: %s): unpack it first with otp.release.unpack."
+        raise OtpReleaseError("Version %s of %s is not unpacked in %s (versions there: %s): unpack it first with otp.release.unpack."
                         % (version, release.name, release.root, known or "none"))
     erts, libs = contents
     return erts, [(app, lib_dir) for app, _vsn, lib_dir in libs]
 
 
 class VersionLayout(object):
-    """The files of one unpacked version that the one-off VM needs; raises EvalError naming what is missing."""
+    """The files of one unpacked version that the one-off VM needs; raises OtpReleaseError naming what is missing."""
 
     def __init__(self, release, version):
         self.release = release
@@ -157,41 +150,32 @@ class VersionLayout(object):
                                  "to %s first if the function needs its settings." % (sys_config, sys_config))
         erlexec = os.path.join(self.erts_bin, "erlexec")
         if not os.access(erlexec, os.X_OK):
-            raise EvalError("%s is missing: version %s must bundle its ERTS %s (include_erts) to run in a one-off VM."
+            raise OtpReleaseError("%s is missing: version %s must bundle its ERTS %s (include_erts) to run in a one-off VM."
                             % (erlexec, version, erts))
         if not os.path.isfile(self.boot + ".boot"):
-            raise EvalError("%s.boot is missing: version %s of %s is incomplete; unpack it again." % (self.boot, version, release.root))
+            raise OtpReleaseError("%s.boot is missing: version %s of %s is incomplete; unpack it again." % (self.boot, version, release.root))
         missing = [d for d in self.lib_dirs if not os.path.isdir(d)]
         if missing:
-            raise EvalError("Version %s of %s is incomplete, %s is missing: unpack it again." % (version, release.root, missing[0]))
+            raise OtpReleaseError("Version %s of %s is incomplete, %s is missing: unpack it again." % (version, release.root, missing[0]))
 
     def has_module(self, module):
         return any(os.path.isfile(os.path.join(d, "%s.beam" % module)) for d in self.lib_dirs)
 
     def command(self, program_file, work_dir):
-        """argv and environment of the one-off VM."""
-        argv = [os.path.join(self.erts_bin, "erlexec"), "-boot", self.boot]
-        for var, value in sorted(self.release.boot_vars().items()):
-            argv += ["-boot_var", var, value]
-        if self.sys_config:
-            argv += ["-config", self.sys_config]
-        # No distribution starts without -name/-sname; -hidden only tells the node finder (find_node_process)
-        # that this VM, which also carries -root, is not the node.
-        argv += ["-hidden", "-noshell", "-noinput", "-eval", LOADER % format_term(program_file)]
-        env = dict(ROOTDIR=self.release.root, BINDIR=self.erts_bin, EMU="beam", PROGNAME="erl",
-                   ERL_CRASH_DUMP=os.path.join(work_dir, "erl_crash.dump"))
-        env.update((name, "") for name in CLEARED_ENV)
-        return argv, env
+        """argv and environment of the one-off VM: no -name/-sname, so no distribution starts."""
+        args = ["-config", self.sys_config] if self.sys_config else []
+        return erlexec_command(self.erts_bin, self.boot, self.release.boot_vars(), args + ["-eval", LOADER % format_term(program_file)],
+                               dict(ERL_CRASH_DUMP=os.path.join(work_dir, "erl_crash.dump")))
 
 
 def read_outcome(text):
-    """The result file's term -> (boot_ms, outcome tuple). Raises EvalError when it is not ours."""
+    """The result file's term -> (boot_ms, outcome tuple). Raises OtpReleaseError when it is not ours."""
     try:
         term = parse(text)
     except ParseError as exc:
-        raise EvalError("The one-off VM wrote a result that cannot be read (%s): %s" % (exc, text[:500]))
+        raise OtpReleaseError("The one-off VM wrote a result that cannot be read (%s): %s" % (exc, text[:500]))
     if not (isinstance(term, tuple) and len(term) == 3 and is_atom(term[0], "otprel_eval")):
-        raise EvalError("The one-off VM wrote an unexpected result: %s" % text[:500])
+        raise OtpReleaseError("The one-off VM wrote an unexpected result: %s" % text[:500])
     return term[1], term[2]
 
 
@@ -238,7 +222,7 @@ def shorten(text, limit=600):
 
 
 def interpret(outcome, where, name, tags):
-    """The outcome term -> the result fields; raises EvalError for every outcome that is a failure.
+    """The outcome term -> the result fields; raises OtpReleaseError for every outcome that is a failure.
 
     where: "version V of ROOT"; name: module:function/arity."""
     kind = str(outcome[0])
@@ -246,44 +230,44 @@ def interpret(outcome, where, name, tags):
         result, text = term_of(outcome[2])
         fields = dict(result=to_plain(result), result_text=text, call_ms=outcome[1])
         if failed_by_tag(result, tags):
-            raise EvalError("%s returned %s (%s), a failure by failed_when_result." % (name, shorten(text), where), **fields)
+            raise OtpReleaseError("%s returned %s (%s), a failure by failed_when_result." % (name, shorten(text), where), **fields)
         return fields
     if kind == "exception":
         call_ms, error_class, reason_text, stack_text = outcome[1:]
         reason_text = term_of(reason_text)[1]
-        raise EvalError("%s raised %s:%s (%s)." % (name, error_class, shorten(reason_text), where),
+        raise OtpReleaseError("%s raised %s:%s (%s)." % (name, error_class, shorten(reason_text), where),
                         erlang_class=str(error_class), erlang_reason=reason_text,
                         erlang_stack=format_stack(term_of(stack_text)[0]), call_ms=call_ms)
     module, function = name.rsplit("/", 1)[0].split(":", 1)
     if kind == "no_module":
-        raise EvalError("Module %s is not in %s (%s): check the module name, or pass the version that ships it."
+        raise OtpReleaseError("Module %s is not in %s (%s): check the module name, or pass the version that ships it."
                         % (module, where, outcome[1]))
     if kind == "no_function":
         exported = ", ".join("%s/%s" % (function, arity) for arity in outcome[1]) or "none of that name"
-        raise EvalError("%s is not exported in %s (exported: %s): check function and args." % (name, where, exported))
+        raise OtpReleaseError("%s is not exported in %s (exported: %s): check function and args." % (name, where, exported))
     if kind in ("load_failed", "start_failed"):
-        raise EvalError("Application %s of %s could not be %s in the one-off VM: %s." % (
+        raise OtpReleaseError("Application %s of %s could not be %s in the one-off VM: %s." % (
             outcome[1], where, "loaded" if kind == "load_failed" else "started", shorten(term_of(outcome[2])[1])))
-    raise EvalError("The one-off VM could not set the code path of %s: %s." % (where, shorten(term_of(outcome[1])[1])))
+    raise OtpReleaseError("The one-off VM could not set the code path of %s: %s." % (where, shorten(term_of(outcome[1])[1])))
 
 
 def run_eval(release, version, module, function, args=(), start_apps=(), strings_as="binary",
              failed_when_result=("error",), timeout=60, check_mode=False, runner=run_command):
     """Evaluate module:function(args) with the code of version (default: the running one) in a one-off VM.
 
-    Returns the result fields; raises EvalError (its details hold stdout, stack, ...) on any failure."""
+    Returns the result fields; raises OtpReleaseError (its details hold stdout, stack, ...) on any failure."""
     started = time.monotonic()
     if not version:
         version = current_version(release.release_states())
         if not version:
-            raise EvalError("No version given and %s names no current or permanent release: pass version." % release.root)
+            raise OtpReleaseError("No version given and %s names no current or permanent release: pass version." % release.root)
     layout = VersionLayout(release, version)
     erlang_args = [erlang_value(a, strings_as) for a in args]
     call = mfa_text(module, function, erlang_args)
     fields = dict(version=version, call=call, warnings=layout.warnings)
     if check_mode:
         if not layout.has_module(module):
-            raise EvalError("Module %s is not in the applications of version %s of %s (no %s.beam in %s)."
+            raise OtpReleaseError("Module %s is not in the applications of version %s of %s (no %s.beam in %s)."
                             % (module, version, release.root, module, ", ".join(layout.lib_dirs)))
         return dict(fields, changed=False, skipped=True, skipped_in_check_mode=True,
                     msg="%s would run with version %s; not run in check mode." % (call, version))
@@ -300,11 +284,11 @@ def run_eval(release, version, module, function, args=(), start_apps=(), strings
         except NodeError as exc:
             if exc.kind != "timeout":
                 raise
-            raise EvalError("%s did not finish within %s s: the one-off VM of version %s was killed. Raise timeout if it "
+            raise OtpReleaseError("%s did not finish within %s s: the one-off VM of version %s was killed. Raise timeout if it "
                             "needs longer; check what the function left half done." % (call, timeout, version), **fields)
         fields.update(stdout=out, duration_ms=int((time.monotonic() - started) * 1000))
         if not os.path.isfile(result_file):
-            raise EvalError("The one-off VM of version %s exited with code %s before %s returned (did the function halt "
+            raise OtpReleaseError("The one-off VM of version %s exited with code %s before %s returned (did the function halt "
                             "the VM?): %s" % (version, rc, call, shorten((err + out).strip(), 1500)), stderr=err, rc=rc, **fields)
         # ~p writes every character of the outer term as one byte
         with open(result_file, encoding="latin-1") as handle:
@@ -314,8 +298,8 @@ def run_eval(release, version, module, function, args=(), start_apps=(), strings
             where = "version %s of %s" % (version, release.root)
             name = "%s:%s/%d" % (format_term(Atom(module)), format_term(Atom(function)), len(erlang_args))
             fields.update(interpret(outcome, where, name, failed_when_result))
-        except EvalError as exc:
-            exc.details = dict(fields, **exc.details)
+        except OtpReleaseError as exc:
+            exc.fields = dict(fields, **exc.fields)
             raise
         return dict(fields, changed=True)
     finally:

@@ -21,7 +21,9 @@ import tempfile
 import zlib
 from dataclasses import dataclass, field
 
-from ansible_collections.otp.release.plugins.module_utils._erlterm import ParseError, is_atom, parse_all
+from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
+from ansible_collections.otp.release.plugins.module_utils._files import sha256_file
+from ansible_collections.otp.release.plugins.module_utils._relfiles import Relup, parse_rel
 
 BLOCK_SIZE = 1 << 20
 INFLATE_CHUNK = 1 << 16
@@ -36,10 +38,6 @@ INCLUDE_ERTS_HINT = (
     "hot upgrades need ERTS bundled: rebuild with include_erts true "
     "(relx/rebar3 `{include_erts, true}`, Distillery `include_erts: true`, mix release `include_erts: true`)"
 )
-
-
-class ReleaseTarballError(Exception):
-    pass
 
 
 @dataclass
@@ -60,26 +58,15 @@ class TarballFacts:
     top_level: list = field(default_factory=list)
 
 
-def sha256_file(path):
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(BLOCK_SIZE), b""):
-                digest.update(block)
-    except OSError as exc:
-        raise ReleaseTarballError("Cannot read {0}: {1}".format(path, exc.strerror or exc))
-    return digest.hexdigest()
-
-
 def _corrupt(path, problem):
-    return ReleaseTarballError(
+    return OtpReleaseError(
         "{0}: truncated or corrupt: {1}. Copy or download the tarball again and compare its sha256 "
         "with the one from the build.".format(path, problem)
     )
 
 
 def _refuse(path, member_name, problem):
-    return ReleaseTarballError(
+    return OtpReleaseError(
         "{0}: member {1!r} {2}. Refusing this tarball: a release tarball holds only files, directories "
         "and relative links inside the release root; rebuild it with relx/rebar3, Distillery or "
         "mix release.".format(path, member_name, problem)
@@ -129,7 +116,7 @@ class _GzipStream:
         try:
             block = self._handle.read(BLOCK_SIZE)
         except OSError as exc:
-            raise ReleaseTarballError("Cannot read {0}: {1}".format(self._path, exc.strerror or exc))
+            raise OtpReleaseError("Cannot read {0}: {1}".format(self._path, exc.strerror or exc))
         if not self.size:
             self._magic = block[:2]
         self.sha256.update(block)
@@ -278,7 +265,7 @@ def _walk(path, visit):
     try:
         handle = open(path, "rb")
     except OSError as exc:
-        raise ReleaseTarballError("Cannot open release tarball {0}: {1}".format(path, exc.strerror or exc))
+        raise OtpReleaseError("Cannot open release tarball {0}: {1}".format(path, exc.strerror or exc))
     with handle:
         stream = _GzipStream(handle, path)
         members = _Members(path)
@@ -300,49 +287,8 @@ def _walk(path, visit):
 
 def _read_member(tar, member, path):
     if member.size > SMALL_FILE_LIMIT:
-        raise ReleaseTarballError("{0}: {1} is {2} bytes, too large to be a release file.".format(path, member.name, member.size))
+        raise OtpReleaseError("{0}: {1} is {2} bytes, too large to be a release file.".format(path, member.name, member.size))
     return tar.extractfile(member).read().decode("utf-8", errors="replace")
-
-
-def parse_rel(text, source):
-    """(name, vsn, erts vsn, [(app, vsn)]) from the text of a .rel file; `source` names it in errors."""
-    try:
-        terms = parse_all(text)
-    except ParseError as exc:
-        raise ReleaseTarballError("{0} is not a valid .rel file: {1}".format(source, exc))
-    shape_error = ReleaseTarballError(
-        "{0} is not a release file: expected {{release, {{Name, Vsn}}, {{erts, ErtsVsn}}, [{{App, AppVsn}}, ...]}}.".format(source)
-    )
-    if len(terms) != 1 or not isinstance(terms[0], tuple) or len(terms[0]) != 4 or not is_atom(terms[0][0], "release"):
-        raise shape_error
-    _tag, name_vsn, erts, apps = terms[0]
-    if not (isinstance(name_vsn, tuple) and len(name_vsn) == 2 and all(isinstance(x, str) for x in name_vsn)):
-        raise shape_error
-    if not (isinstance(erts, tuple) and len(erts) == 2 and is_atom(erts[0], "erts") and isinstance(erts[1], str)):
-        raise shape_error
-    if not isinstance(apps, list) or not all(isinstance(app, tuple) and 2 <= len(app) <= 4 for app in apps):
-        raise shape_error
-    return str(name_vsn[0]), str(name_vsn[1]), str(erts[1]), [(str(app[0]), str(app[1])) for app in apps]
-
-
-def _parse_relup(path, member_name, text, version):
-    """([UpFromVsn], [DownToVsn]) from the text of a relup file."""
-    try:
-        terms = parse_all(text)
-    except ParseError as exc:
-        raise ReleaseTarballError("{0}: {1} is not a valid relup file: {2}".format(path, member_name, exc))
-    term = terms[0] if len(terms) == 1 else None
-    if not (isinstance(term, tuple) and len(term) == 3 and isinstance(term[1], list) and isinstance(term[2], list)
-            and all(isinstance(step, tuple) and len(step) == 3 for step in term[1] + term[2])):
-        raise ReleaseTarballError(
-            "{0}: {1} is not a relup: expected {{Vsn, [{{UpFromVsn, Descr, Instructions}}], "
-            "[{{DownToVsn, Descr, Instructions}}]}}.".format(path, member_name)
-        )
-    if term[0] != version:
-        raise ReleaseTarballError(
-            "{0}: {1} is the relup of version {2!r}, not of {3!r}: rebuild the relup for this release.".format(path, member_name, term[0], version)
-        )
-    return [str(step[0]) for step in term[1]], [str(step[0]) for step in term[2]]
 
 
 def _pick_release(path, rel_texts, name, version):
@@ -353,14 +299,14 @@ def _pick_release(path, rel_texts, name, version):
         return matching[0]
     found_text = ", ".join("releases/{1}/{0}.rel".format(n, v) for n, v in found) or "none"
     if not found:
-        raise ReleaseTarballError(
+        raise OtpReleaseError(
             "{0}: not a release tarball: no releases/<vsn>/<name>.rel inside. Build it with "
             "`rebar3 tar`, Distillery or `mix release`.".format(path)
         )
     if not matching:
         wanted = " ".join(x for x in ("name {0!r}".format(name) if name else "", "version {0!r}".format(version) if version else "") if x)
-        raise ReleaseTarballError("{0}: holds no release with {1} (found: {2}).".format(path, wanted, found_text))
-    raise ReleaseTarballError(
+        raise OtpReleaseError("{0}: holds no release with {1} (found: {2}).".format(path, wanted, found_text))
+    raise OtpReleaseError(
         "{0}: holds several releases ({1}): say which one with name and version.".format(path, found_text)
     )
 
@@ -368,7 +314,7 @@ def _pick_release(path, rel_texts, name, version):
 def inspect(path, name=None, version=None, allow_missing_erts=False):
     """Check a release tarball and return its TarballFacts, reading the file once.
 
-    Raises ReleaseTarballError for an unsafe member, a corrupt or truncated file, no or several
+    Raises OtpReleaseError for an unsafe member, a corrupt or truncated file, no or several
     matching `releases/<vsn>/<name>.rel`, or (unless allow_missing_erts) ERTS not bundled.
     """
     rel_texts = {}  # (name, vsn) -> (member name, text)
@@ -402,20 +348,21 @@ def inspect(path, name=None, version=None, allow_missing_erts=False):
     member_name, text = rel_texts[(rel_name, rel_vsn)]
     term_name, term_vsn, erts_vsn, applications = parse_rel(text, "{0}: {1}".format(path, member_name))
     if (term_name, term_vsn) != (rel_name, rel_vsn):
-        raise ReleaseTarballError(
+        raise OtpReleaseError(
             "{0}: {1} describes release {2!r} version {3!r}, which does not match its path; "
             "rebuild the release.".format(path, member_name, term_name, term_vsn)
         )
     if erts_vsn not in beam_versions and not allow_missing_erts:
         bundled = ", ".join("erts-" + v for v in sorted(beam_versions))
-        raise ReleaseTarballError(
+        raise OtpReleaseError(
             "{0}: release {1} {2} runs on ERTS {3} but the tarball has no erts-{3}/bin/beam.smp{4}; "
             "{5}.".format(path, rel_name, rel_vsn, erts_vsn, " (it bundles {0})".format(bundled) if bundled else "", INCLUDE_ERTS_HINT)
         )
     relup_text, up_from, down_to = None, [], []
     if rel_vsn in relup_texts:
         relup_member, relup_text = relup_texts[rel_vsn]
-        up_from, down_to = _parse_relup(path, relup_member, relup_text, rel_vsn)
+        relup = Relup.from_text(relup_text, "{0}: {1}".format(path, relup_member), rel_vsn)
+        up_from, down_to = relup.up_from(), relup.down_to()
     return TarballFacts(
         name=rel_name,
         version=rel_vsn,
@@ -475,7 +422,7 @@ def _write_members(path, directory, facts, wanted=None):
         os.chmod(where, mode)
         os.utime(where, (mtime, mtime))
     if facts is not None and stream.sha256.hexdigest() != facts.sha256:
-        raise ReleaseTarballError(
+        raise OtpReleaseError(
             "{0} changed while it was being unpacked (sha256 {1}, inspected as {2}); nothing was "
             "installed: copy the tarball again.".format(path, stream.sha256.hexdigest(), facts.sha256)
         )
@@ -490,11 +437,11 @@ def extract(path, dest, facts):
     """
     dest = os.path.abspath(dest)
     if os.path.islink(dest):
-        raise ReleaseTarballError(
+        raise OtpReleaseError(
             "{0} is a symlink: give the real directory ({1}) as the release root.".format(dest, os.path.realpath(dest))
         )
     if os.path.lexists(dest) and not (os.path.isdir(dest) and not os.listdir(dest)):
-        raise ReleaseTarballError(
+        raise OtpReleaseError(
             "{0} exists and is not an empty directory: a tarball is extracted only for a first install. "
             "Unpack upgrades through the running node (release_handler), never over a live root.".format(dest)
         )
@@ -504,7 +451,7 @@ def extract(path, dest, facts):
         os.makedirs(parent, 0o755, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".{0}.unpacking-".format(os.path.basename(dest)), dir=parent)
     except OSError as exc:
-        raise ReleaseTarballError("Cannot create a directory next to {0}: {1}".format(dest, exc))
+        raise OtpReleaseError("Cannot create a directory next to {0}: {1}".format(dest, exc))
     try:
         _write_members(path, staging, facts)
         os.chmod(staging, root_mode)
@@ -512,7 +459,7 @@ def extract(path, dest, facts):
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise ReleaseTarballError(
+            raise OtpReleaseError(
                 "Cannot extract {0} into {1}: {2}. {1} was left as it was.".format(path, dest, exc)
             )
         raise
@@ -527,4 +474,34 @@ def extract_members(path, directory, wanted, facts=None):
     try:
         _write_members(path, directory, facts, wanted)
     except OSError as exc:
-        raise ReleaseTarballError("Cannot extract parts of {0} into {1}: {2}".format(path, directory, exc))
+        raise OtpReleaseError("Cannot extract parts of {0} into {1}: {2}".format(path, directory, exc))
+
+
+CHECKSUM_RE = re.compile(r"sha256:([0-9a-fA-F]{64})$")
+
+
+def parse_checksum(checksum):
+    """'sha256:<hex>' -> the lower-case hex digest; None stays None."""
+    if not checksum:
+        return None
+    match = CHECKSUM_RE.match(checksum.strip())
+    if not match:
+        raise OtpReleaseError("checksum must be 'sha256:' followed by 64 hex digits, not %r." % checksum)
+    return match.group(1).lower()
+
+
+def checksum_mismatch(path, expected, actual):
+    return OtpReleaseError("%s does not match its checksum: expected sha256:%s, actual sha256:%s. The file is damaged or "
+                           "not the one meant; copy or download it again. Nothing was changed." % (path, expected, actual))
+
+
+def inspect_file(src, name=None, version=None, checksum=None, allow_missing_erts=False):
+    """inspect() of the tarball at src on this host, after its checksum ('sha256:<hex>' or None) matched."""
+    expected = parse_checksum(checksum)
+    if not os.path.isfile(src):
+        raise OtpReleaseError("The release tarball %s does not exist on this host (or is not a file)." % src)
+    if expected:
+        actual = sha256_file(src)
+        if actual != expected:
+            raise checksum_mismatch(src, expected, actual)
+    return inspect(src, name, version, allow_missing_erts)

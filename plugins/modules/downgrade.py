@@ -104,15 +104,11 @@ release_handler_error:
   type: raw
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs
-from ansible_collections.otp.release.plugins.module_utils._install import CHANGE_OPTIONS, run_change_module
+from ansible_collections.otp.release.plugins.module_utils._module import run
 
 
 def main():
-    module = AnsibleModule(**module_kwargs(version=dict(type="str"), **CHANGE_OPTIONS))
-    run_change_module(module, "down")
+    run("downgrade")
 
 
 if __name__ == "__main__":

@@ -215,37 +215,11 @@ name:
   sample: kvstore
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs, run_module
-from ansible_collections.otp.release.plugins.module_utils._oneoff import run_eval
-from ansible_collections.otp.release.plugins.module_utils._release import Target
-
-# Facts only a call to the node can give; eval never calls the node.
-LIVE_FACTS = ("running", "os_pid", "erts_running")
+from ansible_collections.otp.release.plugins.module_utils._module import run
 
 
 def main():
-    module = AnsibleModule(**module_kwargs(
-        version=dict(type="str"),
-        module=dict(type="str", required=True),
-        function=dict(type="str", required=True),
-        args=dict(type="list", elements="raw", default=[]),
-        strings_as=dict(type="str", default="binary", choices=["binary", "charlist"]),
-        start_apps=dict(type="list", elements="str", default=[]),
-        failed_when_result=dict(type="list", elements="str", default=["error"]),
-    ))
-    params = module.params
-
-    def work():
-        target = Target.from_params(params)
-        facts = dict((k, v) for k, v in target.facts().items() if k not in LIVE_FACTS)
-        result = run_eval(target.release, params["version"], params["module"], params["function"], params["args"],
-                          params["start_apps"], params["strings_as"], params["failed_when_result"], params["timeout"],
-                          module.check_mode)
-        return dict(facts, **result)
-
-    run_module(module, work)
+    run("eval")
 
 
 if __name__ == "__main__":

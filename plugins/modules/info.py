@@ -141,23 +141,11 @@ duration_ms:
   type: int
 """
 
-import time
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs, run_module
-from ansible_collections.otp.release.plugins.module_utils._release import Target
+from ansible_collections.otp.release.plugins.module_utils._module import run
 
 
 def main():
-    module = AnsibleModule(**module_kwargs())
-    started = time.monotonic()
-
-    def work():
-        result = Target.from_params(module.params).gather()
-        return dict(result, changed=False, duration_ms=int((time.monotonic() - started) * 1000))
-
-    run_module(module, work)
+    run("info")
 
 
 if __name__ == "__main__":

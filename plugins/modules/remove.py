@@ -122,15 +122,11 @@ release_handler_error:
   type: raw
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs
-from ansible_collections.otp.release.plugins.module_utils._install import run_remove_module
+from ansible_collections.otp.release.plugins.module_utils._module import run
 
 
 def main():
-    module = AnsibleModule(**module_kwargs(keep=dict(type="int", default=1), version=dict(type="str")))
-    run_remove_module(module)
+    run("remove")
 
 
 if __name__ == "__main__":

@@ -158,15 +158,11 @@ release_handler_error:
   type: raw
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs, run_module
-from ansible_collections.otp.release.plugins.module_utils._unpack import UNPACK_OPTIONS, UNPACK_REQUIRED_TOGETHER, run_unpack
+from ansible_collections.otp.release.plugins.module_utils._module import run
 
 
 def main():
-    module = AnsibleModule(**module_kwargs(required_together=UNPACK_REQUIRED_TOGETHER, **UNPACK_OPTIONS))
-    run_module(module, lambda: run_unpack(module.params, module.check_mode))
+    run("unpack")
 
 
 if __name__ == "__main__":

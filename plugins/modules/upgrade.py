@@ -52,12 +52,6 @@ options:
       - After a successful upgrade (and health check), remove the C(old) releases but the newest O(keep) ones, as
         M(otp.release.remove) does. By default nothing is removed.
     type: int
-  verify_erts:
-    description:
-      - Run the ERTS checks of M(otp.release.verify_erts) on the unpacked version before upgrading to it, as
-        the O(src) path always does. The action plugin sets it when O(src) was given but the host had the version.
-    type: bool
-    default: false
 attributes:
   check_mode:
     support: full
@@ -148,7 +142,7 @@ unpack:
   returned: when O(src) was given
   type: dict
 erts_checks:
-  description: The ERTS checks of the version before the upgrade, one entry per check (with O(src) or O(verify_erts)).
+  description: The ERTS checks of the version before the upgrade, one entry per check (with O(src)).
   returned: when the checks ran
   type: list
   elements: dict
@@ -176,14 +170,11 @@ release_handler_error:
   type: raw
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.otp.release.plugins.module_utils._install import run_upgrade_module, upgrade_module_kwargs
+from ansible_collections.otp.release.plugins.module_utils._module import run
 
 
 def main():
-    module = AnsibleModule(**upgrade_module_kwargs())
-    run_upgrade_module(module)
+    run("upgrade")
 
 
 if __name__ == "__main__":

@@ -131,17 +131,11 @@ duration_ms:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.otp.release.plugins.module_utils._module import module_kwargs, run_module
-from ansible_collections.otp.release.plugins.module_utils._unpack import VERIFY_OPTIONS, VERIFY_REQUIRED_ONE_OF, run_verify
+from ansible_collections.otp.release.plugins.module_utils._module import run
 
 
 def main():
-    kwargs = module_kwargs(**VERIFY_OPTIONS)
-    kwargs["required_one_of"] = VERIFY_REQUIRED_ONE_OF
-    module = AnsibleModule(**kwargs)
-    run_module(module, lambda: run_verify(module.params))
+    run("verify_erts")
 
 
 if __name__ == "__main__":

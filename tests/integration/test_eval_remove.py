@@ -7,7 +7,8 @@ import time
 import pytest
 
 from ansible_cli import run_module
-from ansible_collections.otp.release.plugins.module_utils._install import removal_candidates, InstallError
+from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
+from ansible_collections.otp.release.plugins.module_utils._remove import removal_candidates
 
 
 def unpack_by_hand(world, node, version):
@@ -179,5 +180,5 @@ def test_removal_candidates(states_now, keep, version, expected):
 
 @pytest.mark.parametrize("state", ["current", "permanent"])
 def test_removal_candidates_refuse_the_running_releases(state):
-    with pytest.raises(InstallError, match="is the %s release of node kv@127.0.0.1, so it cannot be removed" % state):
+    with pytest.raises(OtpReleaseError, match="is the %s release of node kv@127.0.0.1, so it cannot be removed" % state):
         removal_candidates({"1.0.0": state}, 1, "1.0.0", "kv@127.0.0.1")

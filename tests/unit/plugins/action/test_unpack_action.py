@@ -1,5 +1,6 @@
-"""The unpack action plugin without a host: what it checks on the controller, when it asks the module,
-when it sends the tarball, and the signature kinds (Ed25519, ECDSA P-256, RSA 2048)."""
+"""The unpack and upgrade action plugins without a host: what they check on the controller, how often they run the
+module (once when the host has the version, twice when it needs the tarball, once and nothing sent in check mode),
+when they send the tarball, and the signature kinds (Ed25519, ECDSA P-256, RSA 2048)."""
 
 import base64
 import gzip
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from ansible_collections.otp.release.plugins.action.unpack import ActionModule
+from ansible_collections.otp.release.plugins.action.upgrade import ActionModule as UpgradeAction
 from ansible_collections.otp.release.plugins.plugin_utils import _signature
 
 REL = '{release,{"kvstore","2.0.0"},{erts,"13.1.5"},[{kernel,"8.5.3"},{kvstore,"2.0.0"}]}.\n'
@@ -43,25 +45,25 @@ def sha256_of(path):
 
 
 class Host(object):
-    """The module's answers: preflight first, then the run with the tarball."""
+    """The module's answers. The first run names the controller's file (remote_src false): the module answers
+    from what the host has, or fails with tarball_needed; the second run has the sent file (remote_src true)."""
 
-    def __init__(self, known=False, staged=None, preflight_fails=False):
-        self.known, self.staged, self.preflight_fails = known, staged, preflight_fails
+    def __init__(self, known=False, staged=False, fails=False, check_mode=False):
+        self.known, self.staged, self.fails, self.check_mode = known, staged, fails, check_mode
         self.calls = []
 
     def execute(self, module_name, module_args, task_vars):
         self.calls.append((module_name, dict(module_args)))
-        if module_args.get("preflight_only"):
-            if self.preflight_fails:
-                return dict(failed=True, msg="No node serves /srv/kv: start the node.")
-            answer = dict(changed=not self.known, version=module_args["version"], method="none" if self.known else "release_handler")
-            if self.staged:
-                return dict(answer, upload_needed=False, staged_src=self.staged)
-            return dict(answer, upload_needed=not self.known)
-        return dict(changed=True, method="release_handler", version=module_args.get("version"), src=module_args["src"])
+        if self.fails:
+            return dict(failed=True, msg="No node answers for /srv/kv: start the node.")
+        if self.known:
+            return dict(changed=False, method="none", version=module_args.get("version"))
+        if module_args.get("remote_src") or self.staged or self.check_mode:
+            return dict(changed=True, method="release_handler", version=module_args.get("version"), src=module_args["src"])
+        return dict(failed=True, tarball_needed=True, msg="Version %s of kvstore is not on the host yet." % module_args["version"])
 
 
-def make_action(args, host, check_mode=False):
+def make_action(args, host, check_mode=False, action_class=ActionModule):
     task = MagicMock()
     task.args = args
     task.check_mode = check_mode
@@ -71,7 +73,7 @@ def make_action(args, host, check_mode=False):
     connection._shell.join_path = os.path.join
     loader = MagicMock()
     loader.get_real_file = lambda path, decrypt=True: path
-    action = ActionModule(task, connection, MagicMock(check_mode=check_mode), loader, templar=None, shared_loader_obj=None)
+    action = action_class(task, connection, MagicMock(check_mode=check_mode), loader, templar=None, shared_loader_obj=None)
     action._find_needle = lambda dirname, needle: needle
     action._execute_module = MagicMock(side_effect=host.execute)
     action._transfer_file = MagicMock()
@@ -81,15 +83,20 @@ def make_action(args, host, check_mode=False):
     return action
 
 
+def make_upgrade_action(args, host):
+    return make_action(args, host, action_class=UpgradeAction)
+
+
 def test_known_version_sends_nothing(tarball):
     host = Host(known=True)
     action = make_action(dict(root="/srv/kv", src=tarball), host)
     result = action.run(task_vars={})
     assert (result["changed"], result["transferred"]) == (False, False)
-    assert "upload_needed" not in result
-    assert len(host.calls) == 1
+    assert "tarball_needed" not in result
+    assert len(host.calls) == action._execute_module.call_count == 1
     name, args = host.calls[0]
-    assert name == "otp.release.unpack" and "src" not in args
+    assert name == "otp.release.unpack"
+    assert (args["src"], args.get("remote_src", False)) == (tarball, False)  # the controller's path: only a name for messages
     assert (args["name"], args["version"], args["checksum"]) == ("kvstore", "2.0.0", "sha256:" + sha256_of(tarball))
     action._transfer_file.assert_not_called()
     action._make_tmp_path.assert_not_called()
@@ -100,35 +107,62 @@ def test_unknown_version_is_sent_then_unpacked(tarball):
     action = make_action(dict(root="/srv/kv", src=tarball, cookie="secret"), host)
     result = action.run(task_vars={})
     assert (result["changed"], result["transferred"]) == (True, True)
+    assert not result.get("failed") and "tarball_needed" not in result
+    assert len(host.calls) == action._execute_module.call_count == 2
     remote = "/remote/tmp/ansible-tmp-1/kvstore-2.0.0.tar.gz"
     action._transfer_file.assert_called_once_with(tarball, remote)
-    args = host.calls[1][1]
-    assert (args["src"], args["remote_src"], args["cookie"]) == (remote, True, "secret")
-    assert "preflight_only" not in args
+    first, second = host.calls[0][1], host.calls[1][1]
+    assert (first["src"], first.get("remote_src", False)) == (tarball, False)
+    assert (second["src"], second["remote_src"], second["cookie"]) == (remote, True, "secret")
+    assert (second["name"], second["version"], second["checksum"]) == ("kvstore", "2.0.0", "sha256:" + sha256_of(tarball))
+    assert "preflight_only" not in first and "preflight_only" not in second
     action._remove_tmp_path.assert_called_once()
 
 
 def test_a_tarball_already_placed_on_the_host_is_used(tarball):
-    host = Host(staged="/srv/kv/releases/2.0.0/kvstore.tar.gz")
-    result = make_action(dict(root="/srv/kv", src=tarball), host).run(task_vars={})
-    assert result["transferred"] is False and host.calls[1][1]["src"] == "/srv/kv/releases/2.0.0/kvstore.tar.gz"
+    """The module finds releases/<vsn>/<name>.tar.gz with the checksum it was given and unpacks that: one run."""
+    host = Host(staged=True)
+    action = make_action(dict(root="/srv/kv", src=tarball), host)
+    result = action.run(task_vars={})
+    assert (result["changed"], result["transferred"]) == (True, False)
+    assert action._execute_module.call_count == 1
+    action._transfer_file.assert_not_called()
 
 
 def test_check_mode_sends_nothing(tarball):
-    host = Host()
+    host = Host(check_mode=True)
     action = make_action(dict(root="/srv/kv", src=tarball), host, check_mode=True)
     result = action.run(task_vars={})
     assert (result["changed"], result["transferred"], result["erts_version"], result["relup_up_from"]) == (True, False, "13.1.5", [])
-    assert len(host.calls) == 1
+    assert result["sha256"] == sha256_of(tarball)
+    assert len(host.calls) == action._execute_module.call_count == 1
     action._transfer_file.assert_not_called()
+    action._make_tmp_path.assert_not_called()
 
 
-def test_preflight_failure_sends_nothing(tarball):
-    host = Host(preflight_fails=True)
+def test_a_failure_on_the_host_sends_nothing(tarball):
+    host = Host(fails=True)
     action = make_action(dict(root="/srv/kv", src=tarball), host)
     result = action.run(task_vars={})
     assert result["failed"] and "start the node" in result["msg"] and result["transferred"] is False
+    assert action._execute_module.call_count == 1
     action._transfer_file.assert_not_called()
+
+
+def test_upgrade_runs_its_own_module_the_same_way(tarball):
+    host = Host()
+    action = make_upgrade_action(dict(root="/srv/kv", src=tarball, keep=1), host)
+    result = action.run(task_vars={})
+    assert (result["changed"], result["transferred"]) == (True, True)
+    assert [name for name, _args in host.calls] == ["otp.release.upgrade", "otp.release.upgrade"]
+    assert host.calls[1][1]["keep"] == 1 and host.calls[1][1]["remote_src"] is True
+
+
+def test_upgrade_without_src_runs_the_module_once(tarball):
+    host = Host(known=True)
+    action = make_upgrade_action(dict(root="/srv/kv", version="2.0.0"), host)
+    result = action.run(task_vars={})
+    assert result["transferred"] is False and host.calls == [("otp.release.upgrade", dict(root="/srv/kv", version="2.0.0"))]
 
 
 def test_wrong_checksum_fails_before_the_host_is_asked(tarball):

@@ -12,8 +12,8 @@ import tempfile
 import pytest
 
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, parse
+from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
 from ansible_collections.otp.release.plugins.module_utils._erts import (
-    ErtsCheckError,
     LibraryFinder,
     check_binaries,
     check_elf_arch,
@@ -30,9 +30,9 @@ from ansible_collections.otp.release.plugins.module_utils._erts import (
     read_elf,
     read_ld_so_cache,
     read_ldconfig_output,
-    relup_restart_kind,
     verify_tarball,
 )
+from ansible_collections.otp.release.plugins.module_utils._relfiles import restart_kind
 
 HOST = host_elf()
 # Only the C library: the interpreter running the tests may need libraries it finds through its own RUNPATH.
@@ -155,11 +155,11 @@ def test_read_elf_hand_built(tmp_path, bits, endian):
 def test_read_elf_static_and_not_elf(tmp_path):
     static = read_elf(write(tmp_path / "static", make_elf()))
     assert (static.interp, static.needed, libc_kind(static)) == (None, [], "none")
-    with pytest.raises(ErtsCheckError, match="not an ELF file"):
+    with pytest.raises(OtpReleaseError, match="not an ELF file"):
         read_elf(write(tmp_path / "script", b"#!/bin/sh\necho this is not a binary at all, really\n"))
-    with pytest.raises(ErtsCheckError, match="damaged ELF"):
+    with pytest.raises(OtpReleaseError, match="damaged ELF"):
         read_elf(write(tmp_path / "cut", make_elf(needed=["libc.so.6"])[:80]))
-    with pytest.raises(ErtsCheckError, match="Cannot read"):
+    with pytest.raises(OtpReleaseError, match="Cannot read"):
         read_elf(str(tmp_path / "missing"))
 
 
@@ -186,13 +186,13 @@ def test_libc_kind(tmp_path, interp, kind):
     assert libc_kind(read_elf(write(tmp_path / "x", make_elf(interp=interp)))) == kind
 
 
-def test_relup_restart_kind():
-    assert relup_restart_kind(parse("[restart_new_emulator, point_of_no_return]")) == "new_emulator"
-    assert relup_restart_kind(parse("[point_of_no_return, {load, {m, brutal_purge, brutal_purge}}, restart_emulator]")) == "emulator"
-    assert relup_restart_kind(parse("[point_of_no_return, {apply, {m, f, []}}]")) == "none"
-    assert relup_restart_kind(["restart_emulator"]) == "none"  # a string, not the atom
-    assert relup_restart_kind([Atom("restart_emulator")]) == "emulator"
-    assert relup_restart_kind([]) == relup_restart_kind(None) == "none"
+def test_restart_kind():
+    assert restart_kind(parse("[restart_new_emulator, point_of_no_return]")) == "new_emulator"
+    assert restart_kind(parse("[point_of_no_return, {load, {m, brutal_purge, brutal_purge}}, restart_emulator]")) == "emulator"
+    assert restart_kind(parse("[point_of_no_return, {apply, {m, f, []}}]")) == "none"
+    assert restart_kind(["restart_emulator"]) == "none"  # a string, not the atom
+    assert restart_kind([Atom("restart_emulator")]) == "emulator"
+    assert restart_kind([]) == restart_kind(None) == "none"
 
 
 def test_erts_vs_running():
@@ -294,9 +294,9 @@ def test_synthetic_root_passes(tmp_path):
 
 
 def test_not_unpacked(tmp_path):
-    with pytest.raises(ErtsCheckError, match="Version 9.9.9 is not unpacked"):
+    with pytest.raises(OtpReleaseError, match="Version 9.9.9 is not unpacked"):
         check_release(str(tmp_path), "9.9.9")
-    with pytest.raises(ErtsCheckError, match="Release other 9.9.9 is not unpacked"):
+    with pytest.raises(OtpReleaseError, match="Release other 9.9.9 is not unpacked"):
         check_release(str(tmp_path), "9.9.9", "other")
 
 
@@ -441,11 +441,11 @@ def test_verify_tarball_without_erts(tmp_path):
 
 def test_verify_tarball_refuses_unsafe_or_corrupt(tmp_path):
     path = tarball(tmp_path / "t.tar.gz", [("../x", b"x", 0o644)])
-    with pytest.raises(ErtsCheckError, match="leads outside the release root"):
+    with pytest.raises(OtpReleaseError, match="leads outside the release root"):
         verify_tarball(path)
     data = open(path, "rb").read()
     (tmp_path / "cut.tar.gz").write_bytes(data[:len(data) // 2])
-    with pytest.raises(ErtsCheckError, match="truncated or corrupt"):
+    with pytest.raises(OtpReleaseError, match="truncated or corrupt"):
         verify_tarball(str(tmp_path / "cut.tar.gz"))
 
 

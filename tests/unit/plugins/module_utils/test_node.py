@@ -10,7 +10,8 @@ import threading
 import pytest
 
 from ansible_collections.otp.release.plugins.module_utils import _node
-from ansible_collections.otp.release.plugins.module_utils._node import Channel, NodeError, NodeException, wrap
+from ansible_collections.otp.release.plugins.module_utils._errors import NodeError, NodeException
+from ansible_collections.otp.release.plugins.module_utils._node import Channel, wrap
 
 
 def erl_call_output(text):

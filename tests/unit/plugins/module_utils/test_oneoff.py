@@ -6,10 +6,9 @@ import re
 import pytest
 
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, format_term
-from ansible_collections.otp.release.plugins.module_utils._node import NodeError
-from ansible_collections.otp.release.plugins.module_utils._oneoff import (
-    EvalError, VersionLayout, erlang_value, format_stack, program, run_eval)
-from ansible_collections.otp.release.plugins.module_utils._release import ReleaseRoot
+from ansible_collections.otp.release.plugins.module_utils._errors import NodeError, OtpReleaseError
+from ansible_collections.otp.release.plugins.module_utils._oneoff import VersionLayout, erlang_value, format_stack, program, run_eval
+from ansible_collections.otp.release.plugins.module_utils._root import ReleaseRoot
 
 APPS = [("kernel", "8.5.3"), ("stdlib", "4.2"), ("sasl", "4.2"), ("sqlite3", "1.1.14"), ("kvstore", "2.0.0")]
 
@@ -106,7 +105,7 @@ def test_yaml_values_become_the_erlang_terms_the_docs_promise(value, strings_as,
     ({"tuple": "a"}, "{tuple: ...} takes a list"),
 ])
 def test_bad_tagged_values_are_refused(value, words):
-    with pytest.raises(EvalError, match=re.escape(words)):
+    with pytest.raises(OtpReleaseError, match=re.escape(words)):
         erlang_value(value)
 
 
@@ -173,7 +172,7 @@ def test_a_mix_release_gets_its_boot_var(tmp_path):
 def test_a_missing_piece_is_named(release, damage, words):
     damage(release.root)
     version = "3.0.0" if "3.0.0" in words else "2.0.0"
-    with pytest.raises(EvalError) as caught:
+    with pytest.raises(OtpReleaseError) as caught:
         VersionLayout(release, version)
     assert words.replace("{root}", release.root) in caught.value.msg
 
@@ -212,10 +211,10 @@ def test_an_exception_fails_with_class_reason_and_a_plain_stack(release):
     stack = ('[{kv_migrate,fail,0,[{file,"src/kv_migrate.erl"},{line,31}]},{lists,map,2,[]},'
              '{erl_eval,do_apply,7,[{file,"erl_eval.erl"},{line,744}]},{erl_eval,expr,6,[]}]')
     vm = FakeVM("{exception,3,error,%s,%s}" % (text_binary("{migration_failed,deliberately}"), text_binary(stack)))
-    with pytest.raises(EvalError) as caught:
+    with pytest.raises(OtpReleaseError) as caught:
         run_eval(release, "2.0.0", "kv_migrate", "fail", runner=vm)
     assert caught.value.msg == ("kv_migrate:fail/0 raised error:{migration_failed,deliberately} (version 2.0.0 of %s)." % release.root)
-    details = caught.value.details
+    details = caught.value.fields
     assert details["erlang_stack"] == "kv_migrate:fail/0 (src/kv_migrate.erl:31)\nlists:map/2"
     assert (details["erlang_class"], details["erlang_reason"], details["call_ms"]) == ("error", "{migration_failed,deliberately}", 3)
 
@@ -235,9 +234,9 @@ def test_stack_frames_with_arguments_show_the_arity():
 def test_failed_when_result_looks_at_the_tag(release, result_text, tags, fails):
     vm = FakeVM("{ok,1,%s}" % text_binary(result_text))
     if fails:
-        with pytest.raises(EvalError, match="a failure by failed_when_result") as caught:
+        with pytest.raises(OtpReleaseError, match="a failure by failed_when_result") as caught:
             run_eval(release, "2.0.0", "kv_migrate", "run", failed_when_result=tags, runner=vm)
-        assert caught.value.details["result_text"] == result_text
+        assert caught.value.fields["result_text"] == result_text
     else:
         assert run_eval(release, "2.0.0", "kv_migrate", "run", failed_when_result=tags, runner=vm)["result_text"] == result_text
 
@@ -250,23 +249,23 @@ def test_failed_when_result_looks_at_the_tag(release, result_text, tags, fails):
     ("{start_failed,kvstore,%s}" % text_binary("{kvstore,{bad_return,x}}"), "could not be started in the one-off VM: {kvstore,{bad_return,x}}"),
 ])
 def test_each_failure_before_the_call_says_what_is_wrong(release, outcome, words):
-    with pytest.raises(EvalError) as caught:
+    with pytest.raises(OtpReleaseError) as caught:
         run_eval(release, "2.0.0", "nomod", "run", args=[1], runner=FakeVM(outcome))
     assert words.replace("{root}", release.root) in caught.value.msg
 
 
 def test_a_vm_that_stops_without_a_result_reports_its_exit_and_output(release):
     vm = FakeVM(None, rc=1, stderr="init terminating in do_boot ({undef,...})\n")
-    with pytest.raises(EvalError) as caught:
+    with pytest.raises(OtpReleaseError) as caught:
         run_eval(release, "2.0.0", "kv_migrate", "run", runner=vm)
     assert "exited with code 1 before kv_migrate:run() returned" in caught.value.msg
     assert "init terminating in do_boot" in caught.value.msg
-    assert caught.value.details["rc"] == 1
+    assert caught.value.fields["rc"] == 1
 
 
 def test_a_timeout_kills_the_vm_and_says_so(release):
     vm = FakeVM(raise_error=NodeError("timeout", "erlexec did not finish within 5 s."))
-    with pytest.raises(EvalError, match=r"kv_migrate:run\(\) did not finish within 5 s: the one-off VM of version 2.0.0 was killed"):
+    with pytest.raises(OtpReleaseError, match=r"kv_migrate:run\(\) did not finish within 5 s: the one-off VM of version 2.0.0 was killed"):
         run_eval(release, "2.0.0", "kv_migrate", "run", timeout=5, runner=vm)
 
 
@@ -282,5 +281,5 @@ def test_check_mode_checks_the_module_and_does_not_run(release):
     result = run_eval(release, "2.0.0", "kv_migrate", "run", check_mode=True, runner=vm)
     assert (result["skipped"], result["changed"], result["skipped_in_check_mode"]) == (True, False, True)
     assert not vm.calls
-    with pytest.raises(EvalError, match="Module nomod is not in the applications of version 2.0.0"):
+    with pytest.raises(OtpReleaseError, match="Module nomod is not in the applications of version 2.0.0"):
         run_eval(release, "2.0.0", "nomod", "run", check_mode=True, runner=vm)

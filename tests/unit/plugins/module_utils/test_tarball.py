@@ -10,13 +10,9 @@ import warnings
 
 import pytest
 
-from ansible_collections.otp.release.plugins.module_utils._tarball import (
-    ReleaseTarballError,
-    extract,
-    extract_members,
-    inspect,
-    sha256_file,
-)
+from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
+from ansible_collections.otp.release.plugins.module_utils._files import sha256_file
+from ansible_collections.otp.release.plugins.module_utils._tarball import extract, extract_members, inspect
 
 REL = '{release,{"kvstore","%s"},{erts,"%s"},[{kernel,"8.5.3"},{stdlib,"4.2"},{kvstore,"%s"},{sasl,"4.2"}]}.\n'
 RELUP = (
@@ -100,29 +96,29 @@ def test_inspect_without_relup_or_releases_file(tmp_path):
 
 def test_name_and_version_must_match(good):
     assert inspect(good, name="kvstore", version="2.0.0").version == "2.0.0"
-    with pytest.raises(ReleaseTarballError, match=r"no release with name 'other' .*found: releases/2.0.0/kvstore.rel"):
+    with pytest.raises(OtpReleaseError, match=r"no release with name 'other' .*found: releases/2.0.0/kvstore.rel"):
         inspect(good, name="other")
-    with pytest.raises(ReleaseTarballError, match=r"no release with version '3.0.0'"):
+    with pytest.raises(OtpReleaseError, match=r"no release with version '3.0.0'"):
         inspect(good, version="3.0.0")
 
 
 def test_several_releases_need_a_choice(tmp_path):
     entries = release_entries("2.0.0") + [release_entries("1.0.0")[0]]
     path = write_tar(tmp_path / "t.tar.gz", entries)
-    with pytest.raises(ReleaseTarballError, match=r"several releases \(releases/1.0.0/kvstore.rel, releases/2.0.0/kvstore.rel\)"):
+    with pytest.raises(OtpReleaseError, match=r"several releases \(releases/1.0.0/kvstore.rel, releases/2.0.0/kvstore.rel\)"):
         inspect(path)
     assert inspect(path, version="2.0.0").version == "2.0.0"
 
 
 def test_not_a_release(tmp_path):
     path = write_tar(tmp_path / "t.tar.gz", [entry("README", b"hi")])
-    with pytest.raises(ReleaseTarballError, match="no releases/<vsn>/<name>.rel"):
+    with pytest.raises(OtpReleaseError, match="no releases/<vsn>/<name>.rel"):
         inspect(path)
 
 
 def test_missing_erts_is_refused_unless_allowed(tmp_path):
     path = write_tar(tmp_path / "t.tar.gz", release_entries(with_erts=False))
-    with pytest.raises(ReleaseTarballError, match=r"no erts-13.1.5/bin/beam.smp.*include_erts true.*\{include_erts, true\}.*include_erts: true"):
+    with pytest.raises(OtpReleaseError, match=r"no erts-13.1.5/bin/beam.smp.*include_erts true.*\{include_erts, true\}.*include_erts: true"):
         inspect(path)
     facts = inspect(path, allow_missing_erts=True)
     assert (facts.erts_version, facts.rel_erts_version, facts.bundled_erts_versions) == (None, "13.1.5", [])
@@ -130,14 +126,14 @@ def test_missing_erts_is_refused_unless_allowed(tmp_path):
 
 def test_other_erts_is_named(tmp_path):
     entries = release_entries(erts="13.1.5", with_erts=False) + release_entries(erts="13.2", with_erts=True)[-2:]
-    with pytest.raises(ReleaseTarballError, match=r"runs on ERTS 13.1.5 .*it bundles erts-13.2"):
+    with pytest.raises(OtpReleaseError, match=r"runs on ERTS 13.1.5 .*it bundles erts-13.2"):
         inspect(write_tar(tmp_path / "t.tar.gz", entries))
 
 
 def test_rel_must_describe_its_path(tmp_path):
     entries = release_entries()
     entries[0] = entry("releases/2.0.0/kvstore.rel", (REL % ("1.0.0", "13.1.5", "1.0.0")).encode())
-    with pytest.raises(ReleaseTarballError, match=r"describes release 'kvstore' version '1.0.0'"):
+    with pytest.raises(OtpReleaseError, match=r"describes release 'kvstore' version '1.0.0'"):
         inspect(write_tar(tmp_path / "t.tar.gz", entries))
 
 
@@ -148,13 +144,13 @@ def test_rel_must_describe_its_path(tmp_path):
 def test_bad_rel_text(tmp_path, text, message):
     entries = release_entries()
     entries[0] = entry("releases/2.0.0/kvstore.rel", text.encode())
-    with pytest.raises(ReleaseTarballError, match=message + ".*releases/2.0.0/kvstore.rel|releases/2.0.0/kvstore.rel.*" + message):
+    with pytest.raises(OtpReleaseError, match=message + ".*releases/2.0.0/kvstore.rel|releases/2.0.0/kvstore.rel.*" + message):
         inspect(write_tar(tmp_path / "t.tar.gz", entries))
 
 
 def test_relup_of_another_version(tmp_path):
     path = write_tar(tmp_path / "t.tar.gz", release_entries(relup=RELUP.replace('"2.0.0"', '"9.9.9"')))
-    with pytest.raises(ReleaseTarballError, match="relup of version '9.9.9', not of '2.0.0'"):
+    with pytest.raises(OtpReleaseError, match="relup of version '9.9.9', not of '2.0.0'"):
         inspect(path)
 
 
@@ -185,11 +181,11 @@ UNSAFE = [
 @pytest.mark.parametrize("bad, message", UNSAFE)
 def test_unsafe_members_are_refused(tmp_path, bad, message):
     path = write_tar(tmp_path / "t.tar.gz", release_entries() + bad)
-    with pytest.raises(ReleaseTarballError, match=message) as caught:
+    with pytest.raises(OtpReleaseError, match=message) as caught:
         inspect(path)
     assert "Refusing this tarball" in str(caught.value)
     dest = tmp_path / "root"
-    with pytest.raises(ReleaseTarballError):
+    with pytest.raises(OtpReleaseError):
         extract(path, str(dest), None)
     assert not dest.exists() and not (tmp_path / "x").exists()
 
@@ -228,7 +224,7 @@ def truncated(tmp_path, good, keep):
 
 @pytest.mark.parametrize("keep", [lambda n: n // 2, lambda n: n - 4, lambda n: 10, lambda n: 0])
 def test_truncated_archives_are_refused(tmp_path, good, keep):
-    with pytest.raises(ReleaseTarballError, match="truncated or corrupt"):
+    with pytest.raises(OtpReleaseError, match="truncated or corrupt"):
         inspect(truncated(tmp_path, good, keep))
 
 
@@ -237,13 +233,13 @@ def test_flipped_byte_is_refused(tmp_path, good):
     data[len(data) // 2] ^= 0xFF
     path = tmp_path / "bad.tar.gz"
     path.write_bytes(bytes(data))
-    with pytest.raises(ReleaseTarballError, match="truncated or corrupt"):
+    with pytest.raises(OtpReleaseError, match="truncated or corrupt"):
         inspect(str(path))
 
 
 def test_plain_tar_is_refused(tmp_path):
     path = write_tar(tmp_path / "t.tar", release_entries(), compress=False)
-    with pytest.raises(ReleaseTarballError, match="not gzip-compressed"):
+    with pytest.raises(OtpReleaseError, match="not gzip-compressed"):
         inspect(path)
 
 
@@ -254,7 +250,7 @@ def test_trailing_garbage_is_refused_but_zero_padding_is_fine(tmp_path, good):
     assert inspect(str(padded)).sha256 == sha256_file(str(padded))
     garbage = tmp_path / "garbage.tar.gz"
     garbage.write_bytes(data + b"junk")
-    with pytest.raises(ReleaseTarballError, match="after the end of the gzip stream"):
+    with pytest.raises(OtpReleaseError, match="after the end of the gzip stream"):
         inspect(str(garbage))
 
 
@@ -270,7 +266,7 @@ def test_tar_cut_inside_a_valid_gzip_is_refused(tmp_path):
         tar.addfile(info, io.BytesIO(b"b" * 100000))
     path = tmp_path / "cut.tar.gz"
     path.write_bytes(gzip.compress(buffer.getvalue()[:-(100000 // 2 + 10240)]))
-    with pytest.raises(ReleaseTarballError, match="truncated or corrupt"):
+    with pytest.raises(OtpReleaseError, match="truncated or corrupt"):
         inspect(str(path))
 
 
@@ -286,14 +282,14 @@ def test_corrupt_header_in_the_middle_is_refused(tmp_path):
     data[header + 100] ^= 0x01
     path = tmp_path / "bad.tar.gz"
     path.write_bytes(gzip.compress(bytes(data)))
-    with pytest.raises(ReleaseTarballError, match="unreadable tar data"):
+    with pytest.raises(OtpReleaseError, match="unreadable tar data"):
         inspect(str(path))
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ReleaseTarballError, match="Cannot open release tarball"):
+    with pytest.raises(OtpReleaseError, match="Cannot open release tarball"):
         inspect(str(tmp_path / "nope.tar.gz"))
-    with pytest.raises(ReleaseTarballError, match="Cannot read"):
+    with pytest.raises(OtpReleaseError, match="Cannot read"):
         sha256_file(str(tmp_path / "nope.tar.gz"))
 
 
@@ -331,7 +327,7 @@ def test_extract_refuses_a_non_empty_root(tmp_path, good):
     dest = tmp_path / "root"
     dest.mkdir()
     (dest / "keep").write_text("mine")
-    with pytest.raises(ReleaseTarballError, match="not an empty directory.*first install"):
+    with pytest.raises(OtpReleaseError, match="not an empty directory.*first install"):
         extract(good, str(dest), inspect(good))
     assert os.listdir(str(dest)) == ["keep"]
 
@@ -340,7 +336,7 @@ def test_extract_leaves_dest_alone_when_the_file_changed(tmp_path, good):
     facts = inspect(good)
     path = write_tar(tmp_path / "kvstore-2.0.0.tar.gz", release_entries(version="2.0.0", relup=None))
     dest = tmp_path / "root"
-    with pytest.raises(ReleaseTarballError, match="changed while it was being unpacked"):
+    with pytest.raises(OtpReleaseError, match="changed while it was being unpacked"):
         extract(path, str(dest), facts)
     assert not dest.exists()
     assert sorted(os.listdir(str(tmp_path))) == ["kvstore-2.0.0.tar.gz"]
@@ -350,7 +346,7 @@ def test_extract_leaves_dest_alone_on_a_truncated_file(tmp_path, good):
     path = truncated(tmp_path, good, lambda n: n - 20)
     dest = tmp_path / "root"
     dest.mkdir()
-    with pytest.raises(ReleaseTarballError, match="truncated or corrupt"):
+    with pytest.raises(OtpReleaseError, match="truncated or corrupt"):
         extract(path, str(dest), None)
     assert os.listdir(str(dest)) == []
     assert sorted(os.listdir(str(tmp_path))) == ["cut.tar.gz", "kvstore-2.0.0.tar.gz", "root"]
@@ -377,6 +373,6 @@ def test_real_relx_style_layout_with_directories(tmp_path):
 def test_extract_refuses_a_symlinked_root(tmp_path, good):
     (tmp_path / "real").mkdir()
     os.symlink(str(tmp_path / "real"), str(tmp_path / "root"))
-    with pytest.raises(ReleaseTarballError, match="is a symlink: give the real directory"):
+    with pytest.raises(OtpReleaseError, match="is a symlink: give the real directory"):
         extract(good, str(tmp_path / "root"), inspect(good))
     assert os.listdir(str(tmp_path / "real")) == []

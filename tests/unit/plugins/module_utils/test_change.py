@@ -2,9 +2,11 @@
 
 import pytest
 
-from ansible_collections.otp.release.plugins.module_utils._install import InstallError, explain, instruction_summary, plan_change
+from ansible_collections.otp.release.plugins.module_utils._change import plan_change
 from ansible_collections.otp.release.plugins.module_utils._erlterm import parse
-from ansible_collections.otp.release.plugins.module_utils._release import ReleaseRoot
+from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError, explain
+from ansible_collections.otp.release.plugins.module_utils._relfiles import instruction_summary
+from ansible_collections.otp.release.plugins.module_utils._root import ReleaseRoot
 
 RELUP_2 = """{"2.0.0",
  [{"1.0.0",[],[{load_object_code,{kvstore,"2.0.0",[kv_server]}},point_of_no_return,
@@ -16,44 +18,39 @@ RELUP_3 = """{"3.0.0", [{"2.0.0",[],[point_of_no_return]}], [{"2.0.0",[],[point_
 RELUP_RESTART = """{"1.2.0", [{"1.0.0",[],[point_of_no_return,restart_emulator]}], [{"1.0.0",[],[point_of_no_return,restart_emulator]}]}.\n"""
 
 
-class FakeTarget(object):
-    class identity(object):
-        node = "kv@127.0.0.1"
-
-    def __init__(self, root):
-        self.release = ReleaseRoot(str(root), "kvstore")
+NODE = "kv@127.0.0.1"
 
 
 @pytest.fixture
-def target(tmp_path):
+def release(tmp_path):
     for version, relup in (("1.0.0", None), ("2.0.0", RELUP_2), ("3.0.0", RELUP_3), ("1.2.0", RELUP_RESTART)):
         directory = tmp_path / "releases" / version
         directory.mkdir(parents=True)
         (directory / "kvstore.rel").write_text('{release,{"kvstore","%s"},{erts,"13.1.5"},[{kernel,"8.5.3"}]}.\n' % version)
         if relup:
             (directory / "relup").write_text(relup)
-    return FakeTarget(tmp_path)
+    return ReleaseRoot(str(tmp_path), "kvstore")
 
 
-def test_upgrade_plan_reads_the_up_script(target):
-    plan = plan_change(target, {"1.0.0": "permanent", "2.0.0": "unpacked"}, "2.0.0", "up")
+def test_upgrade_plan_reads_the_up_script(release):
+    plan = plan_change(release, NODE, {"1.0.0": "permanent", "2.0.0": "unpacked"}, "2.0.0", "up")
     assert (plan.from_version, plan.to_version, plan.direction, plan.restart) == ("1.0.0", "2.0.0", "up", "none")
     assert instruction_summary(plan.instructions)["code_change"] == 1
 
 
-def test_downgrade_plan_reads_the_running_versions_down_script(target):
-    plan = plan_change(target, {"1.0.0": "old", "2.0.0": "permanent"}, "1.0.0", "down")
+def test_downgrade_plan_reads_the_running_versions_down_script(release):
+    plan = plan_change(release, NODE, {"1.0.0": "old", "2.0.0": "permanent"}, "1.0.0", "down")
     assert plan.direction == "down" and ("code_change" in instruction_summary(plan.instructions))
 
 
-def test_downgrade_default_is_the_newest_old_release_below_current(target):
-    plan = plan_change(target, {"1.0.0": "old", "2.0.0": "old", "3.0.0": "permanent"}, None, "down")
+def test_downgrade_default_is_the_newest_old_release_below_current(release):
+    plan = plan_change(release, NODE, {"1.0.0": "old", "2.0.0": "old", "3.0.0": "permanent"}, None, "down")
     assert plan.to_version == "2.0.0"
 
 
-def test_downgrade_without_an_old_release_says_so(target):
-    with pytest.raises(InstallError, match="has no old release below it"):
-        plan_change(target, {"1.0.0": "permanent", "2.0.0": "unpacked"}, None, "down")
+def test_downgrade_without_an_old_release_says_so(release):
+    with pytest.raises(OtpReleaseError, match="has no old release below it"):
+        plan_change(release, NODE, {"1.0.0": "permanent", "2.0.0": "unpacked"}, None, "down")
 
 
 @pytest.mark.parametrize("states, version, direction, words", [
@@ -63,24 +60,24 @@ def test_downgrade_without_an_old_release_says_so(target):
     ({"1.0.0": "permanent", "3.0.0": "unpacked"}, "3.0.0", "up", "3.0.0/relup has no upgrade path from 1.0.0 (it has up from: 2.0.0)"),
     ({"1.0.0": "permanent", "2.0.0": "unpacked"}, "1.0.0x", "up", "is not unpacked"),
 ])
-def test_refusals_name_the_problem(target, states, version, direction, words):
-    with pytest.raises(InstallError) as info:
-        plan_change(target, states, version, direction)
+def test_refusals_name_the_problem(release, states, version, direction, words):
+    with pytest.raises(OtpReleaseError) as info:
+        plan_change(release, NODE, states, version, direction)
     assert words in info.value.msg
 
 
-def test_missing_relup_file_is_named(target, tmp_path):
+def test_missing_relup_file_is_named(release, tmp_path):
     (tmp_path / "releases" / "2.0.0" / "relup").unlink()
-    with pytest.raises(InstallError, match="2.0.0/relup is missing"):
-        plan_change(target, {"1.0.0": "permanent", "2.0.0": "unpacked"}, "2.0.0", "up")
+    with pytest.raises(OtpReleaseError, match="2.0.0/relup is missing"):
+        plan_change(release, NODE, {"1.0.0": "permanent", "2.0.0": "unpacked"}, "2.0.0", "up")
 
 
-def test_already_there_is_no_change(target):
-    assert plan_change(target, {"1.0.0": "permanent"}, "1.0.0", "up").direction == "none"
+def test_already_there_is_no_change(release):
+    assert plan_change(release, NODE, {"1.0.0": "permanent"}, "1.0.0", "up").direction == "none"
 
 
-def test_restart_emulator_is_seen_in_the_relup(target):
-    assert plan_change(target, {"1.0.0": "permanent", "1.2.0": "unpacked"}, "1.2.0", "up").restart == "emulator"
+def test_restart_emulator_is_seen_in_the_relup(release):
+    assert plan_change(release, NODE, {"1.0.0": "permanent", "1.2.0": "unpacked"}, "1.2.0", "up").restart == "emulator"
 
 
 def test_errors_become_sentences():

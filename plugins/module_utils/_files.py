@@ -1,0 +1,118 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) otp.release contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Placing files in a release root: always through a temporary name in the same directory and one rename, and a
+replaced file keeps its owner, group and mode."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+
+from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
+
+BLOCK_SIZE = 1 << 20
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(BLOCK_SIZE), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise OtpReleaseError("Cannot read {0}: {1}".format(path, exc.strerror or exc))
+    return digest.hexdigest()
+
+
+def same_bytes(a, b):
+    if not os.path.exists(b):
+        return False
+    with open(a, "rb") as first, open(b, "rb") as second:
+        return first.read() == second.read()
+
+
+def _take_over(temp, path, mode):
+    """Give temp the owner, group and mode of the file at path (when there is one), then rename it there."""
+    if os.path.exists(path):
+        existing = os.stat(path)
+        mode = existing.st_mode & 0o7777
+        if hasattr(os, "chown") and (existing.st_uid, existing.st_gid) != (os.getuid(), os.getgid()):
+            os.chown(temp, existing.st_uid, existing.st_gid)
+    os.chmod(temp, mode)
+    os.rename(temp, path)
+
+
+def _temp_in(directory):
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=".otp-release-")
+    os.close(fd)
+    return temp
+
+
+def place(path, write, mode=0o644):
+    """Atomically make path hold what write(temp_path) writes to a temporary file next to it."""
+    temp = _temp_in(os.path.dirname(path))
+    try:
+        write(temp)
+        _take_over(temp, path, mode)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def copy_file(source, path, mode=None):
+    """Atomically put a copy of source at path (mode: source's unless path exists or mode is given)."""
+    place(path, lambda temp: shutil.copyfile(source, temp),
+          mode if mode is not None else os.stat(source).st_mode & 0o7777)
+
+
+def write_text(path, text, mode=0o644):
+    def write(temp):
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    place(path, write, mode)
+
+
+def write_if_changed(path, text):
+    """Write text (plus a newline) to path unless it holds it already; True when the file changed."""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            if handle.read().strip() == text:
+                return False
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_text(path, text + "\n")
+    return True
+
+
+def new_tops(root, relative_paths):
+    """For each path, its first component that does not exist yet: what to remove to undo creating it."""
+    tops = set()
+    for relative in relative_paths:
+        parts = relative.split("/")
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            if not os.path.lexists(os.path.join(root, prefix)):
+                tops.add(prefix)
+                break
+    return sorted(tops)
+
+
+def remove_paths(root, relative_paths):
+    """Remove paths under root (deepest first); returns (removed, could not remove)."""
+    removed, left = [], []
+    for relative in sorted(relative_paths, key=lambda p: -p.count("/")):
+        path = os.path.join(root, relative)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.unlink(path)
+            else:
+                continue
+            removed.append(relative)
+        except OSError:
+            left.append(path)
+    return sorted(removed), left

@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) otp.release contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The whole upgrade in one module run on one session: unpack -> verify ERTS -> change -> health -> remove."""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, format_term, to_plain
+from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError, show_term
+from ansible_collections.otp.release.plugins.module_utils._change import change
+from ansible_collections.otp.release.plugins.module_utils._remove import remove_releases
+from ansible_collections.otp.release.plugins.module_utils._unpack import unpack
+from ansible_collections.otp.release.plugins.module_utils._verify import verify
+
+STEP_KEYS = ("changed", "method", "version", "erts_version", "duration_ms")
+
+
+class Health(object):
+    """An MFA that answers ok on a healthy node, and how long it may take (seconds)."""
+
+    def __init__(self, module, function, args=None, timeout=10):
+        if not module or not function:
+            raise OtpReleaseError("health needs module and function (and optional args), e.g. {module: kvstore, function: health}.")
+        self.module = module
+        self.function = function
+        self.args = list(args or [])
+        self.timeout = timeout
+
+    @property
+    def call_text(self):
+        return "%s:%s(%s)" % (self.module, self.function, ", ".join(show_term(a) for a in self.args))
+
+    def expression(self):
+        """The MFA in a process of its own, killed when it does not answer in time."""
+        return (
+            "begin Ref = make_ref(), "
+            "{Pid, MRef} = spawn_monitor(fun() -> exit({Ref, catch erlang:apply(%s, %s, %s)}) end), "
+            "receive {'DOWN', MRef, process, Pid, {Ref, Answer}} -> Answer; {'DOWN', MRef, process, Pid, Why} -> {crashed, Why} "
+            "after %d -> exit(Pid, kill), {no_answer_within_ms, %d} end end"
+            % (format_term(Atom(self.module)), format_term(Atom(self.function)), format_term(self.args),
+               self.timeout * 1000, self.timeout * 1000))
+
+
+def check_health(session, health):
+    """(ok, answer) of the health MFA on the node."""
+    answer = session.call(health.expression())
+    return answer == "ok", answer
+
+
+def _timed(step):
+    started = time.monotonic()
+    result = step()
+    result.setdefault("duration_ms", int((time.monotonic() - started) * 1000))
+    return result
+
+
+def upgrade(session, version, options, source=None, health=None, keep=None, check_mode=False):
+    """Upgrade to version, unpacking source first when given; health and keep when given. The result as data."""
+    started = time.monotonic()
+    unpacked = None
+    if source is not None:
+        unpacked = _timed(lambda: unpack(session, source, check_mode))
+        version = source.version
+        if check_mode and unpacked["changed"]:
+            return _check_without_unpack(session, source, options, unpacked, started)
+    erts_checks = None
+    if source is not None and session.live("change the release of").running_version != version:
+        erts_checks = verify(session, version)["checks"]
+    result = change(session, version, "up", options, check_mode)
+    if unpacked is not None:
+        result["unpack"] = dict((k, unpacked.get(k)) for k in STEP_KEYS)
+        result["changed"] = result["changed"] or unpacked["changed"]
+    if erts_checks is not None:
+        result["erts_checks"] = erts_checks
+    if health is not None and not check_mode:
+        healthy, answer = check_health(session, health)
+        result["health"] = dict(call=health.call_text, ok=healthy, answer=to_plain(answer))
+        if not healthy:
+            result["health_failed"] = True
+            raise OtpReleaseError("Node %s runs %s now (%s), but its health check %s returned %s instead of ok. Downgrade it "
+                                  "with otp.release.downgrade if it must go back."
+                                  % (session.node, version, "permanent" if result["permanent"] else "current only",
+                                     health.call_text, show_term(answer)), **result)
+    if keep is not None and not check_mode:
+        removed = remove_releases(session, keep)
+        result.update(releases=removed["releases"], removed=removed["removed"])
+        result["changed"] = result["changed"] or removed["changed"]
+    result["duration_ms"] = int((time.monotonic() - started) * 1000)
+    return result
+
+
+def _check_without_unpack(session, source, options, unpacked, started):
+    """Check mode for a version not on the host yet: release_handler cannot check an install of it, so check the
+    tarball when it is here, and say what is known."""
+    live = session.live("change the release of")
+    result = dict(session.facts(live), changed=True, from_version=live.running_version, to_version=source.version,
+                  direction="up", permanent=bool(options.permanent), restart="unknown", instructions={},
+                  unpack=dict((k, unpacked.get(k)) for k in STEP_KEYS))
+    if source.on_host:
+        result["erts_checks"] = verify(session, src=source.path, facts=source.facts)["checks"]
+    result.update(dict((k, v) for k, v in unpacked.items() if k in ("erts_version", "relup_up_from", "relup_down_to", "sha256")))
+    result["duration_ms"] = int((time.monotonic() - started) * 1000)
+    return result

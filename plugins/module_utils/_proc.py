@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) otp.release contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one place that runs a program (the seam unit tests replace), the erlexec command line of a VM booted
+from a release, and the private HOME that carries a cookie."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+
+from ansible_collections.otp.release.plugins.module_utils._errors import NodeError
+
+# Variables the Erlang launcher reads flags or library paths from: emptied so that nothing but our own
+# command line shapes the VM (an ERL_FLAGS="-name x" would otherwise start distribution).
+CLEARED_ENV = ("ERL_FLAGS", "ERL_AFLAGS", "ERL_ZFLAGS", "ERL_LIBS")
+
+
+def run_command(argv, stdin_text=None, env=None, timeout=None):
+    """Run argv[0] (an absolute path) with LANG=C; returns (rc, stdout, stderr)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    full_env["LANG"] = full_env["LC_ALL"] = "C"
+    try:
+        proc = subprocess.run(argv, input=stdin_text, env=full_env, timeout=timeout, check=False,  # pylint: disable=ansible-bad-function
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8", errors="replace")
+    except subprocess.TimeoutExpired:
+        raise NodeError("timeout", "%s did not finish within %s s." % (os.path.basename(argv[0]), timeout))
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def erlexec_command(erts_bin, boot, boot_vars, args, env=None):
+    """argv and environment of a hidden VM of a release's ERTS booted with boot (a path without .boot).
+    -hidden also tells find_node_process that this VM, which carries the release's -root, is not the node."""
+    argv = [os.path.join(erts_bin, "erlexec"), "-boot", boot]
+    for var, value in sorted((boot_vars or {}).items()):
+        argv += ["-boot_var", var, value]
+    argv += ["-hidden", "-noshell", "-noinput"] + list(args)
+    root = os.path.dirname(os.path.dirname(erts_bin))
+    vm_env = dict(env or {}, ROOTDIR=root, BINDIR=erts_bin, EMU="beam", PROGNAME="erl")
+    vm_env.update((name, "") for name in CLEARED_ENV)
+    return argv, vm_env
+
+
+@contextlib.contextmanager
+def private_home(cookie):
+    """A temporary HOME (0700) holding only .erlang.cookie (0400); removed on exit."""
+    home = tempfile.mkdtemp(prefix="otp-release-")
+    try:
+        os.chmod(home, 0o700)
+        fd = os.open(os.path.join(home, ".erlang.cookie"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        with os.fdopen(fd, "w") as cookie_file:
+            cookie_file.write(cookie)
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

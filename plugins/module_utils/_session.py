@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) otp.release contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One root, its node's identity, the channel to it and the node's state: found and asked once per module run,
+asked again only after a change (refresh)."""
+
+from __future__ import annotations
+
+from ansible_collections.otp.release.plugins.module_utils._errors import NODE_DOWN, NodeError, OtpReleaseError
+from ansible_collections.otp.release.plugins.module_utils._identity import discover
+from ansible_collections.otp.release.plugins.module_utils._node import Channel
+from ansible_collections.otp.release.plugins.module_utils._root import ReleaseRoot
+from ansible_collections.otp.release.plugins.module_utils._versions import current_version, version_key
+
+# Everything a flow needs to know of the node, in one round trip. The application_controller pid changes when
+# the node restarts in place (a crash past the point of no return), so it marks one boot of the node.
+LIVE_EXPR = (
+    "{node(), list_to_integer(os:getpid()), erlang:system_info(version), "
+    "[{V, S, Libs} || {_, V, Libs, S} <- release_handler:which_releases()], "
+    "whereis(application_controller), whereis(heart) =/= undefined, application:get_env(sasl, start_prg)}"
+)
+
+
+def states_text(states):
+    """{version: state} as 'v1 state, v2 state' for messages."""
+    return ", ".join("%s %s" % (v, states[v]) for v in sorted(states, key=version_key)) or "none"
+
+
+def states_yaml(states):
+    """{version: state} as the lines of a diff."""
+    return "".join("%s: %s\n" % (v, states[v]) for v in sorted(states, key=version_key))
+
+
+class Live(object):
+    """What the node says of itself (LIVE_EXPR): node, os_pid, erts, {version: state}, {version: ["app-vsn"]},
+    boot marker, heart running, sasl start_prg."""
+
+    def __init__(self, node, os_pid, erts, releases, boot_marker=None, heart=False, start_prg=None):
+        self.node = str(node)
+        self.os_pid = os_pid
+        self.erts = str(erts)
+        self.states = dict((str(v), str(s)) for v, s, _libs in releases)
+        self.libs = dict((str(v), [str(lib) for lib in libs]) for v, _s, libs in releases)
+        self.boot_marker = str(boot_marker)
+        self.heart = heart is True or heart == "true"
+        self.start_prg = str(start_prg[1]) if isinstance(start_prg, tuple) else None
+
+    @property
+    def running_version(self):
+        """The version the node runs: current, else permanent."""
+        return current_version([dict(version=v, state=s) for v, s in self.states.items()])
+
+    def with_states(self, states):
+        """The same node with other release states (what a change would leave)."""
+        live = Live(self.node, self.os_pid, self.erts, [(v, s, self.libs.get(v, [])) for v, s in states.items()])
+        live.boot_marker, live.heart, live.start_prg = self.boot_marker, self.heart, self.start_prg
+        return live
+
+
+class Session(object):
+    """A release root and, when it runs, its node: what every operation works on."""
+
+    def __init__(self, root, name=None, node=None, cookie=None, cookie_file=None, timeout=60, channel="auto", runner=None):
+        self.release = ReleaseRoot(root, name)
+        self.timeout = timeout
+        self.channel_choice = channel
+        self.runner = runner
+        self._explicit = (node, cookie, cookie_file)
+        self._identity = None
+        self._channel = None
+        self._live = None  # (Live or None, why it is down)
+
+    def require_root(self):
+        if not self.release.exists():
+            raise OtpReleaseError("%s is not a release root: it has no releases/ directory. Give the directory that holds "
+                                  "bin/, erts-<vsn>/, lib/ and releases/." % self.release.root)
+        return self
+
+    @property
+    def identity(self):
+        if self._identity is None:
+            self._identity = discover(self.release, *self._explicit)
+        return self._identity
+
+    @property
+    def node(self):
+        return self.identity.node
+
+    def rediscover(self):
+        """Look for the node's process again (after an emulator restart it has a new pid, maybe a new ERTS)."""
+        self._identity = None
+        self._channel = None
+        self.refresh()
+
+    def refresh(self):
+        """Forget what was asked and read: the node or the root changed."""
+        self._live = None
+        self.release.forget()
+
+    def channel(self):
+        if self._channel is None:
+            if not self.identity.node:
+                raise NodeError("not_running", "No node name for %s: no running beam.smp has -root %s and the release files name "
+                                "none. Start the node or pass node." % (self.release.root, self.release.root))
+            version = self._channel_version()
+            boot = self.release.path("releases", version, "start_clean") if version else None
+            options = dict(runner=self.runner) if self.runner else {}
+            self._channel = Channel(self.identity.node, self.identity.cookie, self._erts_bin(version), boot=boot,
+                                    boot_vars=self.release.boot_vars(), timeout=self.timeout,
+                                    channel=self.channel_choice, env=self.identity.env, **options)
+        return self._channel
+
+    def _channel_version(self):
+        states = self.release.release_states()
+        for wanted in ("current", "permanent"):
+            for entry in states:
+                if entry["state"] == wanted:
+                    return entry["version"]
+        return states[-1]["version"] if states else None
+
+    def _erts_bin(self, version):
+        process = self.identity.process
+        if process and process.flag("-bindir"):
+            return process.flag("-bindir")
+        erts = next((e["erts"] for e in self.release.release_states() if e["version"] == version), None)
+        return self.release.erts_bin(erts) if erts else None
+
+    def call(self, expression):
+        return self.channel().call(expression)
+
+    def live_or_down(self):
+        """(Live, None) when the node answers, (None, why) when it does not run; asked once until refresh(). A node
+        that runs but refuses us (cookie) or hangs is an error, not a fact."""
+        if self._live is None:
+            try:
+                self._live = (Live(*self.call(LIVE_EXPR)), None)
+            except NodeError as exc:
+                if exc.kind not in NODE_DOWN:
+                    raise
+                self._live = (None, exc.msg)
+        return self._live
+
+    def live(self, doing):
+        """The node's Live state; a node that does not answer stops the operation (doing: what it was about to do)."""
+        try:
+            live, why = self.live_or_down()
+        except NodeError as exc:
+            live, why = None, exc.msg
+        if live is None:
+            raise OtpReleaseError("Cannot %s %s: %s Nothing was changed." % (doing, self.release.root, why))
+        return live
+
+    def learn(self, live):
+        """A call that changed the node also answered its new state: keep it instead of asking again."""
+        self.release.forget()
+        self._live = (live, None)
+        return live
+
+    def facts(self, live=None):
+        """The facts every result carries. live: the node's Live when it answered, else None."""
+        release = self.release
+        states = release.release_states()
+        if live:
+            known = dict((e["version"], e["erts"]) for e in states)
+            states = [dict(version=v, state=s, erts=known[v] if v in known else release.erts_of(v))
+                      for v, s in live.states.items()]
+            states.sort(key=lambda e: version_key(e["version"]))
+        current = next((e["version"] for e in states if e["state"] == "current"), None)
+        permanent = next((e["version"] for e in states if e["state"] == "permanent"), None)
+        start_version = release.start_version()
+        return dict(
+            root=release.root,
+            name=release.name,
+            producer=release.producer,
+            releases=states,
+            current=current or permanent,
+            permanent=permanent,
+            start_version=start_version,
+            start_version_mismatch=bool(start_version and permanent and start_version != permanent),
+            running=bool(live),
+            node=live.node if live else self.identity.node,
+            node_source=self.identity.node_source,
+            cookie_source=self.identity.cookie_source,
+            os_pid=live.os_pid if live else None,
+            erts_running=live.erts if live else None,
+        )
+
+    def gather(self):
+        """facts() of the root, asking the node when it runs."""
+        live, node_error = self.live_or_down()
+        result = self.facts(live)
+        if live:
+            result["channel"] = self.channel().channel
+        else:
+            result["node_error"] = node_error
+        return result
