@@ -198,7 +198,7 @@ def recover(session, live, plan, reason, raw=None):
         if time.monotonic() >= deadline:
             raise OtpReleaseError("install_release(%s) failed on node %s (%s) and the node has not answered since, for %s s. "
                                   "Check it: it may be restarting on %s." % (plan.to_version, node, reason, session.timeout,
-                                                                            plan.from_version), raw=raw)
+                                                                             plan.from_version), raw=raw)
         time.sleep(0.25)
     if now.boot_marker != live.boot_marker:
         raise OtpReleaseError("The %s %s -> %s of node %s crashed past the point of no return (%s): release_handler restarted the "

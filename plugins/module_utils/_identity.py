@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
 from ansible_collections.otp.release.plugins.module_utils._relfiles import read_text, vm_args_options
@@ -83,16 +84,16 @@ def find_node_process(root):
     return min(found, key=lambda p: p.pid) if found else None
 
 
-class Identity(object):
+@dataclass
+class Identity:
     """Node name, cookie and the environment for calls (ERL_EPMD_PORT), with their sources."""
 
-    def __init__(self, node, node_source, cookie, cookie_source, process, env):
-        self.node = node
-        self.node_source = node_source
-        self.cookie = cookie
-        self.cookie_source = cookie_source
-        self.process = process
-        self.env = env
+    node: str | None
+    node_source: str | None
+    cookie: str | None
+    cookie_source: str | None
+    process: NodeProcess | None
+    env: dict
 
     @property
     def os_pid(self):

@@ -188,4 +188,3 @@ class Channel(object):
                             "(registered: %s). Start the node, or pass the right node name." % (self.node, epmd_host, port, alive, registered))
         raise NodeError("bad_cookie", "Node %s is running (epmd lists it on port %s) but refused the connection: the cookie is "
                         "wrong. Pass the node's cookie with cookie or cookie_file. (%s)" % (self.node, names[alive], detail.strip()[:300]))
-

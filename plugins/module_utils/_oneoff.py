@@ -123,7 +123,7 @@ def version_libs(release, version):
     if contents is None:
         known = ", ".join(sorted(set(e["version"] for e in release.releases_file()), key=version_key))
         raise OtpReleaseError("Version %s of %s is not unpacked in %s (versions there: %s): unpack it first with otp.release.unpack."
-                        % (version, release.name, release.root, known or "none"))
+                              % (version, release.name, release.root, known or "none"))
     erts, libs = contents
     return erts, [(app, lib_dir) for app, _vsn, lib_dir in libs]
 
@@ -151,7 +151,7 @@ class VersionLayout(object):
         erlexec = os.path.join(self.erts_bin, "erlexec")
         if not os.access(erlexec, os.X_OK):
             raise OtpReleaseError("%s is missing: version %s must bundle its ERTS %s (include_erts) to run in a one-off VM."
-                            % (erlexec, version, erts))
+                                  % (erlexec, version, erts))
         if not os.path.isfile(self.boot + ".boot"):
             raise OtpReleaseError("%s.boot is missing: version %s of %s is incomplete; unpack it again." % (self.boot, version, release.root))
         missing = [d for d in self.lib_dirs if not os.path.isdir(d)]
@@ -236,12 +236,12 @@ def interpret(outcome, where, name, tags):
         call_ms, error_class, reason_text, stack_text = outcome[1:]
         reason_text = term_of(reason_text)[1]
         raise OtpReleaseError("%s raised %s:%s (%s)." % (name, error_class, shorten(reason_text), where),
-                        erlang_class=str(error_class), erlang_reason=reason_text,
-                        erlang_stack=format_stack(term_of(stack_text)[0]), call_ms=call_ms)
+                              erlang_class=str(error_class), erlang_reason=reason_text,
+                              erlang_stack=format_stack(term_of(stack_text)[0]), call_ms=call_ms)
     module, function = name.rsplit("/", 1)[0].split(":", 1)
     if kind == "no_module":
         raise OtpReleaseError("Module %s is not in %s (%s): check the module name, or pass the version that ships it."
-                        % (module, where, outcome[1]))
+                              % (module, where, outcome[1]))
     if kind == "no_function":
         exported = ", ".join("%s/%s" % (function, arity) for arity in outcome[1]) or "none of that name"
         raise OtpReleaseError("%s is not exported in %s (exported: %s): check function and args." % (name, where, exported))
@@ -268,7 +268,7 @@ def run_eval(release, version, module, function, args=(), start_apps=(), strings
     if check_mode:
         if not layout.has_module(module):
             raise OtpReleaseError("Module %s is not in the applications of version %s of %s (no %s.beam in %s)."
-                            % (module, version, release.root, module, ", ".join(layout.lib_dirs)))
+                                  % (module, version, release.root, module, ", ".join(layout.lib_dirs)))
         return dict(fields, changed=False, skipped=True, skipped_in_check_mode=True,
                     msg="%s would run with version %s; not run in check mode." % (call, version))
     work_dir = tempfile.mkdtemp(prefix="otp-release-eval-")
@@ -285,11 +285,11 @@ def run_eval(release, version, module, function, args=(), start_apps=(), strings
             if exc.kind != "timeout":
                 raise
             raise OtpReleaseError("%s did not finish within %s s: the one-off VM of version %s was killed. Raise timeout if it "
-                            "needs longer; check what the function left half done." % (call, timeout, version), **fields)
+                                  "needs longer; check what the function left half done." % (call, timeout, version), **fields)
         fields.update(stdout=out, duration_ms=int((time.monotonic() - started) * 1000))
         if not os.path.isfile(result_file):
             raise OtpReleaseError("The one-off VM of version %s exited with code %s before %s returned (did the function halt "
-                            "the VM?): %s" % (version, rc, call, shorten((err + out).strip(), 1500)), stderr=err, rc=rc, **fields)
+                                  "the VM?): %s" % (version, rc, call, shorten((err + out).strip(), 1500)), stderr=err, rc=rc, **fields)
         # ~p writes every character of the outer term as one byte
         with open(result_file, encoding="latin-1") as handle:
             boot_ms, outcome = read_outcome(handle.read())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 
 from ansible_collections.otp.release.plugins.module_utils._erlterm import format_term, to_plain
 from ansible_collections.otp.release.plugins.module_utils._errors import NodeError, OtpReleaseError, explain_unpack
@@ -41,17 +42,17 @@ UNPACK_EXPR = (
 )
 
 
-class Source(object):
+@dataclass
+class Source:
     """The tarball to unpack: path on this host (on_host) or on the controller, with what is known of it."""
 
-    def __init__(self, path, on_host, name=None, version=None, checksum=None, allow_missing_erts=False):
-        self.path = path
-        self.on_host = on_host
-        self.name = name
-        self.version = version
-        self.checksum = checksum
-        self.allow_missing_erts = allow_missing_erts
-        self.facts = None  # TarballFacts once inspected on this host
+    path: str
+    on_host: bool
+    name: str | None = None
+    version: str | None = None
+    checksum: str | None = None
+    allow_missing_erts: bool = False
+    facts: object = None  # TarballFacts once inspected on this host
 
     def inspect(self):
         """Inspect the tarball on this host (once); name and version become the tarball's."""

@@ -48,7 +48,7 @@ def run_playbook(path, extra_vars=None, inventory=None, check=False, env=None, v
     Without inventory the play runs on `localhost,` over the local connection. The controller's own
     Python is the hosts' interpreter."""
     with tempfile.TemporaryDirectory(prefix="ansible-cli-") as work:
-        variables = dict(ansible_python_interpreter=sys.executable, **(extra_vars or {}))
+        variables = dict(dict(ansible_python_interpreter=sys.executable), **(extra_vars or {}))
         argv = [ANSIBLE_PLAYBOOK, str(path), "-e", "@%s" % _private_json(work, "extra_vars.json", variables)]
         argv += ["-i", "localhost,", "-c", "local"] if inventory is None else ["-i", str(inventory)]
         if check:

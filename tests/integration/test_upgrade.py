@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import world as kvworld
-from ansible_cli import run_module
+from ansible_cli import run_module, run_playbook
 
 KEYS = ["a", "b", "c"]
 SNAPSHOT = ("{list_to_integer(os:getpid()), kvstore:server_pid(), kvstore:version(), kvstore:state_shape(), "
@@ -370,3 +370,33 @@ def test_an_unhealthy_upgrade_fails_and_says_where_the_node_is(world, deploy, st
     assert "runs 2.0.0 now (permanent)" in result["msg"]
     # no removal after a failed health check: the way back is still there
     assert node.rpc(SNAPSHOT) == expected_snapshot(os_pid, server_pid, "2.0.0", {"1.0.0": "old", "2.0.0": "permanent"})
+
+
+def upgrade_counting_module_runs(node, tmp_path, src):
+    """(result, module runs) of one otp.release.upgrade task with src: every module run starts the hosts' Python,
+    here a wrapper that counts its starts."""
+    counter = tmp_path / "module-runs"
+    counter.write_text("")
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\necho run >> '{0}'\nexec '{1}' \"$@\"\n".format(counter, sys.executable))
+    python.chmod(0o755)
+    play = tmp_path / "play.yml"
+    play.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "upgrade", "otp.release.upgrade": dict(root=str(node.root), src=src), "register": "answer"},
+        {"name": "show", "ansible.builtin.debug": {"msg": "RESULT{{ answer | to_json }}RESULT"}}]}]))
+    rc, output = run_playbook(play, extra_vars=dict(ansible_python_interpreter=str(python)))
+    assert rc == 0, output[-3000:]
+    result = json.loads(output.split("RESULT")[1].replace('\\"', '"'))
+    return result, len(counter.read_text().split())
+
+
+def test_one_module_run_when_the_host_has_the_version_two_when_it_needs_the_tarball(world, deploy, start_node, tmp_path):
+    node = start_node(deploy("1.0.0"))
+    result, runs = upgrade_counting_module_runs(node, tmp_path, world["2.0.0"])
+    assert (result["changed"], result["transferred"], result["current"], runs) == (True, True, "2.0.0", 2)
+    result, runs = upgrade_counting_module_runs(node, tmp_path, world["2.0.0"])
+    assert (result["changed"], result["transferred"], runs) == (False, False, 1)
+    unpack(world, node, "3.0.0")
+    result, runs = upgrade_counting_module_runs(node, tmp_path, world["3.0.0"])
+    assert (result["changed"], result["transferred"], result["current"], runs) == (True, False, "3.0.0", 1)
+    assert node.rpc("kvstore:version()") == '"3.0.0"'

@@ -115,4 +115,3 @@ def test_the_checks_see_what_they_must_refuse(tmp_path):
         "class C(object):\n    from os import path\n")
     assert misplaced_import_lines(sample) == [11, 14]
     assert sorted(name for _line, name in sibling_imports(sample)) == ["_files", "_node", "_proc", "_root"]
-

@@ -95,7 +95,7 @@ def test_the_running_process_wins_over_files(tmp_path, monkeypatch):
     home.mkdir()
     (home / ".erlang.cookie").write_text("home-cookie")
     process = NodeProcess(4242, ["kvstore", "-root", str(root), "-home", str(home), "-epmd_port", "4999",
-                                          "--", "-sname", "kv"])
+                                 "--", "-sname", "kv"])
     monkeypatch.setattr(process, "environ", lambda: {})
     monkeypatch.setattr(_identity, "find_node_process", lambda r: process)
     monkeypatch.delenv("ERL_EPMD_PORT", raising=False)

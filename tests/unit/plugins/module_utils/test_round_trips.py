@@ -48,7 +48,7 @@ class FakeNode(object):
 
     def write_releases(self):
         entries = [(Atom("release"), "kvstore", v, ERTS, [(Atom("kernel"), "8.5.3", "lib/kernel-8.5.3"),
-                                                         (Atom("kvstore"), v, "lib/kvstore-%s" % v)], Atom(s))
+                                                          (Atom("kvstore"), v, "lib/kvstore-%s" % v)], Atom(s))
                    for v, s in sorted(self.states.items())]
         with open(os.path.join(self.root, "releases", "RELEASES"), "w") as handle:
             handle.write(format_term(entries) + ".\n")
