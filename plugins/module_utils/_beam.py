@@ -50,7 +50,9 @@ def _chunks(data):
             raise BeamError("not a BEAM file: bad gzip data ({0})".format(error))
     if len(data) < 12 or data[:4] != b"FOR1" or data[8:12] != b"BEAM":
         raise BeamError("not a BEAM file: no FOR1/BEAM header")
-    end = min(len(data), 8 + struct.unpack(">I", data[4:8])[0])
+    end = 8 + struct.unpack(">I", data[4:8])[0]
+    if end > len(data):
+        raise BeamError("truncated: the header says {0} bytes, the file has {1}".format(end, len(data)))
     chunks = {}
     offset = 12
     while offset + 8 <= end:
