@@ -159,61 +159,66 @@ def _suggested_instruction(module, beam):
     return "{{load_module, {0}}}".format(module)
 
 
+# An application in one release only: kind, where it is, what the relup must do, the instruction.
+_APP_CHANGES = {
+    True: ("app_added_not_started", "is new in the target release", "starts", "add_application"),
+    False: ("app_removed_not_stopped", "is not in the target release", "stops", "remove_application"),
+}
+
+
 def _review_apps(script, running_apps, target_apps):
     findings = []
     for app in sorted(set(running_apps) | set(target_apps)):
-        if app not in running_apps:
-            if app not in script.started_apps:
-                findings.append(_finding(
-                    "app_added_not_started", app, None, "new application, never started",
-                    "Application {0} is new in the target release but the relup never starts it; "
-                    "add {{add_application, {1}}} to the relup.".format(_label(app, target_apps), app)))
-                continue
-        elif app not in target_apps:
-            if app not in script.stopped_apps:
-                findings.append(_finding(
-                    "app_removed_not_stopped", app, None, "application gone, never stopped",
-                    "Application {0} is not in the target release but the relup never stops it; "
-                    "add {{remove_application, {1}}} to the relup.".format(_label(app, running_apps), app)))
-                continue
-        elif running_apps[app].get("vsn") == target_apps[app].get("vsn"):
+        if app in running_apps and app in target_apps:
+            if running_apps[app].get("vsn") != target_apps[app].get("vsn"):
+                findings.extend(_review_modules(script, app, running_apps, target_apps))
             continue
-        findings.extend(_review_modules(script, app, running_apps, target_apps))
+        added = app not in running_apps
+        if app in (script.started_apps if added else script.stopped_apps):
+            findings.extend(_review_modules(script, app, running_apps, target_apps))
+            continue
+        kind, where, verb, instruction = _APP_CHANGES[added]
+        findings.append(_finding(
+            kind, app, None, "application {0}, the relup never {1} it".format(where, verb),
+            "Application {0} {1} but the relup never {2} it; add {{{3}, {4}}} to the relup.".format(
+                _label(app, target_apps if added else running_apps), where, verb, instruction, app)))
     return findings
+
+
+def _module_problem(script, module, old, new):
+    """(kind, what the module did, what the relup lacks, what follows, instruction to add) or None."""
+    if old is None:
+        if module not in script.loaded:
+            return ("added_not_loaded", "is new", "never loads it", "the node would run without it",
+                    "{{add_module, {0}}}".format(module))
+    elif new is None:
+        if module not in script.removed:
+            return ("removed_not_deleted", "is gone from the target", "never deletes it",
+                    "the node would keep it loaded", "{{delete_module, {0}}}".format(module))
+    elif old.md5 == new.md5:
+        return None
+    elif not (script.replaces(module) or module in script.post_purged):
+        return ("not_loaded", "changed its code (md5 {0} -> {1})".format(old.md5, new.md5), "never loads it",
+                "the node would keep running the old code after a successful upgrade",
+                _suggested_instruction(module, new))
+    elif "supervisor" in old.behaviours + new.behaviours and module not in script.code_change:
+        return ("supervisor_not_updated", "is a supervisor that changed its code", "only loads it",
+                "the running supervisor keeps its old child specs", "{{update, {0}, supervisor}}".format(module))
+    return None
 
 
 def _review_modules(script, app, running_apps, target_apps):
     findings = []
     running, target = _modules(running_apps, app), _modules(target_apps, app)
-    versions = "{0} -> {1}".format(running_apps.get(app, {}).get("vsn"), target_apps.get(app, {}).get("vsn"))
-    appup = "{0}.appup".format(app)
+    versions = "{0} {1} -> {2}".format(app, running_apps.get(app, {}).get("vsn"), target_apps.get(app, {}).get("vsn"))
     for module in sorted(set(running) | set(target)):
-        old, new = running.get(module), target.get(module)
-        if old is None:
-            if module not in script.loaded:
-                findings.append(_finding(
-                    "added_not_loaded", app, module, "new in {0}, never loaded".format(versions),
-                    "Module {0} is new in {1} ({2}) but the relup never loads it, so the node would "
-                    "run without it; add {{add_module, {0}}} to {3}.".format(module, app, versions, appup)))
-        elif new is None:
-            if module not in script.removed:
-                findings.append(_finding(
-                    "removed_not_deleted", app, module, "gone in {0}, never deleted".format(versions),
-                    "Module {0} is gone from {1} ({2}) but the relup never deletes it, so the node "
-                    "would keep it loaded; add {{delete_module, {0}}} to {3}.".format(module, app, versions, appup)))
-        elif old.md5 != new.md5 and not (script.replaces(module) or module in script.post_purged):
+        problem = _module_problem(script, module, running.get(module), target.get(module))
+        if problem:
+            kind, what, lack, consequence, instruction = problem
             findings.append(_finding(
-                "not_loaded", app, module, "code changed ({0} -> {1}), never loaded".format(old.md5, new.md5),
-                "Module {0} of {1} changed its code ({2}) but the relup never loads it, so the node "
-                "would keep running the old code after a successful upgrade; add {3} to {4}.".format(
-                    module, app, versions, _suggested_instruction(module, new), appup)))
-        elif (old.md5 != new.md5 and "supervisor" in old.behaviours + new.behaviours
-              and module not in script.code_change):
-            findings.append(_finding(
-                "supervisor_not_updated", app, module, "supervisor code changed, no code_change",
-                "Supervisor {0} of {1} changed its code ({2}) but the relup only loads it, so the "
-                "running supervisor keeps its old child specs; use {{update, {0}, supervisor}} in {3}.".format(
-                    module, app, versions, appup)))
+                kind, app, module, "{0} {1}, the relup {2}".format(module, what, lack),
+                "Module {0} ({1}) {2} but the relup {3}, so {4}; add {5} to {6}.appup.".format(
+                    module, versions, what, lack, consequence, instruction, app)))
     return findings
 
 
@@ -230,8 +235,8 @@ def _review_code_changes(script, running_apps, target_apps):
                 "update_without_code_change", app, module,
                 "code_change {0}, but {1} exports no code_change/3".format(mode, _label(app, apps)),
                 "The relup asks {0} of {1} to convert its processes' state ({2}) but that code exports "
-                "no code_change/3 (code_change/4 for gen_statem), so the upgrade fails past the point "
-                "of no return; export code_change or use {{load_module, {0}}} in {3}.appup.".format(
+                "no code_change/3 (code_change/4 for gen_statem), so its processes crash with undef past "
+                "the point of no return; export code_change or use {{load_module, {0}}} in {3}.appup.".format(
                     module, _label(app, apps), mode, app)))
     return findings
 
