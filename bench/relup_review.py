@@ -52,7 +52,7 @@ def main():
         medians = []
         for from_version, to_version, upgrade in PATHS:
             times, findings = [], None
-            for _ in range(runs):
+            for _run in range(runs):
                 elapsed, findings = timed_review(base, from_version, to_version, upgrade)
                 times.append(elapsed)
             medians.append(statistics.median(times))

@@ -84,7 +84,7 @@ def _atoms(chunks):
         raise BeamError("no atom table (AtU8 or Atom chunk)")
     count = struct.unpack(">i", table[:4])[0]
     atoms, offset = [], 4
-    for _ in range(abs(count)):
+    for _index in range(abs(count)):
         if count < 0:
             length, offset = _compact_length(table, offset)
         else:
@@ -186,6 +186,9 @@ class _Etf(object):
             raise BeamError("attribute chunk is not in the external term format")
         return self.term()
 
+    def terms(self, count):
+        return [self.term() for _index in range(count)]
+
     def term(self):
         tag = self.unsigned(1)
         if tag == 97:  # SMALL_INTEGER_EXT
@@ -204,13 +207,13 @@ class _Etf(object):
         if tag in (115, 119):  # SMALL_ATOM_EXT, SMALL_ATOM_UTF8_EXT
             return self.take(self.unsigned(1)).decode("latin-1" if tag == 115 else "utf-8")
         if tag in (104, 105):  # SMALL_TUPLE_EXT, LARGE_TUPLE_EXT
-            return tuple(self.term() for _ in range(self.unsigned(1 if tag == 104 else 4)))
+            return tuple(self.terms(self.unsigned(1 if tag == 104 else 4)))
         if tag == 106:  # NIL_EXT
             return []
         if tag == 107:  # STRING_EXT
             return list(self.take(self.unsigned(2)))
         if tag == 108:  # LIST_EXT: elements, then a tail (NIL for a proper list)
-            items = [self.term() for _ in range(self.unsigned(4))]
+            items = self.terms(self.unsigned(4))
             tail = self.term()
             return items if tail == [] else items + [tail]
         if tag == 109:  # BINARY_EXT
@@ -219,7 +222,7 @@ class _Etf(object):
             size = self.unsigned(4)
             self.take(1)
             return self.take(size)
-        if tag == 116:  # MAP_EXT
-            pairs = [(self.term(), self.term()) for _ in range(self.unsigned(4))]
-            return tuple(pairs)
+        if tag == 116:  # MAP_EXT: key, value, key, value...; read as a tuple of pairs
+            items = self.terms(2 * self.unsigned(4))
+            return tuple(zip(items[0::2], items[1::2]))
         raise BeamError("attribute term tag {0} not supported".format(tag))
