@@ -35,7 +35,27 @@ BUILDS = [
     ("2.0.0", "2.0.0", ["2.0.0"], "1.0.0", True),
     ("3.0.0", "3.0.0", ["3.0.0", "2.0.0"], "2.0.0", True),
     ("2.0.0-noerts", "2.0.0", ["2.0.0"], "1.0.0", False),
+    # Appups that a relup review must catch (the 2.0.0-* versions sort between 1.0.0 and 2.0.0).
+    ("2.0.0-forgets", "2.0.0-forgets", ["2.0.0-forgets", "2.0.0"], "1.0.0", True),
+    ("2.0.0-unadded", "2.0.0-unadded", ["2.0.0-unadded", "2.0.0"], "1.0.0", True),
+    ("2.0.0-supervisor", "2.0.0-supervisor", ["2.0.0-supervisor", "1.0.0"], "1.0.0", True),
+    ("2.0.0-nocodechange", "2.0.0-nocodechange", ["2.0.0-nocodechange", "1.0.0"], "1.0.0", True),
+    ("2.0.0-ticker", "2.0.0-ticker", ["2.0.0-ticker", "1.0.0"], "1.0.0", True),
+    ("2.0.0-ticker-purge", "2.0.0-ticker-purge", ["2.0.0-ticker-purge", "2.0.0-ticker", "1.0.0"],
+     "2.0.0-ticker", True),
 ]
+
+# Changes made to a version's laid-out sources: (file, text that occurs once, replacement).
+EDITS = {
+    "2.0.0-supervisor": [("src/kvstore_sup.erl", "intensity => 5", "intensity => 10")],
+    "2.0.0-nocodechange": [
+        ("src/kv_server.erl", "terminate/2, code_change/3]", "terminate/2]"),
+        ("src/kv_server.erl",
+         "%% Nothing older than 1.0.0 exists; downgrades from 2.0.0 convert in 2.0.0's code.\n"
+         "code_change(_OldVsn, State, _Extra) ->\n    {ok, State}.\n\n", ""),
+    ],
+    "2.0.0-ticker-purge": [("src/kv_ticker.erl", "loop(Count + 1)", "loop(Count + 2)")],
+}
 
 REBAR_CONFIG = """\
 {erl_opts, [debug_info]}.
@@ -130,7 +150,7 @@ def build_release(work, version, folders, relup_from, include_erts):
 
 def lay_out_sources(work, version, folders):
     """Copy src/*, ebin/*.appup from the version's folders, then common/; a file borrowed
-    from another version's folder gets this version's vsn."""
+    from another version's folder gets this version's vsn. Then apply the version's EDITS."""
     for folder in folders + ["common"]:
         for sub in ("src", "ebin"):
             for source in sorted((APP_SOURCES / folder / sub).glob("*")):
@@ -143,6 +163,12 @@ def lay_out_sources(work, version, folders):
                     text = text.replace('{{vsn, "{0}"}}'.format(folder), '{{vsn, "{0}"}}'.format(version))
                 target.parent.mkdir(exist_ok=True)
                 target.write_text(text)
+    for file_name, old, new in EDITS.get(version, []):
+        target = work / file_name
+        text = target.read_text()
+        if text.count(old) != 1:
+            raise RuntimeError("{0}: expected one {1!r} in {2}".format(version, old, file_name))
+        target.write_text(text.replace(old, new))
 
 
 def rebar3(work, *args):
