@@ -47,6 +47,15 @@ options:
       - Hot upgrades need ERTS bundled with every release; without it the release runs on whatever ERTS is on disk.
     type: bool
     default: false
+  max_unpacked_size:
+    description:
+      - The most bytes the tarball may unpack to; checked on the controller and on the host while the tarball is
+        inspected, before anything is written and before C(release_handler) (which unpacks inside the running node)
+        sees it.
+      - By default 25 times the tarball's size, at least 256 MiB; one member may have 10 times the tarball's size, at
+        least 64 MiB. A release compresses 3 to 5 times; a decompression bomb hundreds of times.
+      - The host must also have that much free space, plus the tarball's size, in the root's file system.
+    type: int
 requirements:
   - cryptography >= 3.0 on the controller, for O(signature).
 """

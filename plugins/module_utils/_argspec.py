@@ -24,6 +24,7 @@ SOURCE = dict(
     signature=dict(type="path"),
     public_key=dict(type="str", no_log=False),
     allow_missing_erts=dict(type="bool", default=False),
+    max_unpacked_size=dict(type="int"),
 )
 CHANGE = dict(
     version=dict(type="str"),

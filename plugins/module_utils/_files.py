@@ -7,10 +7,13 @@ replaced file keeps its owner, group and mode."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
+import time
 
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
 
@@ -116,3 +119,44 @@ def remove_paths(root, relative_paths):
         except OSError:
             left.append(path)
     return sorted(removed), left
+
+
+def lock_holder(path):
+    """'pid N since T' of the process holding an flock on path, from /proc/locks; None when not found."""
+    inode = os.stat(path).st_ino
+    try:
+        with open("/proc/locks") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+            pid = int(fields[4])
+            try:
+                since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.stat("/proc/%d" % pid).st_mtime))
+            except OSError:
+                since = "an unknown time"
+            return "pid %d since %s" % (pid, since)
+    return None
+
+
+@contextlib.contextmanager
+def hold_lock(directory, wait_seconds):
+    """flock the directory itself (nothing is written) for the duration; wait at most wait_seconds for another holder."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise OtpReleaseError("Another run holds the lock of %s (%s) and did not finish within %s s. Nothing was "
+                                          "changed; run again when it is done." % (directory, lock_holder(directory) or
+                                                                                  "holder unknown", wait_seconds))
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

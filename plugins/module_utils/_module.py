@@ -7,6 +7,9 @@ typed arguments of one operation, and its answer or error becomes the result."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -39,11 +42,21 @@ def source_of(params):
     if not params.get("src"):
         return None
     return Source(params["src"], params["remote_src"], params.get("name"), params.get("version"), params.get("checksum"),
-                  params.get("allow_missing_erts"))
+                  params.get("allow_missing_erts"), params.get("max_unpacked_size"))
 
 
 def change_options(params):
     return ChangeOptions(params["permanent"], params["purge"], params.get("code_change_timeout"), params.get("suspend_timeout"))
+
+
+@contextlib.contextmanager
+def changing(session, check_mode):
+    """A run that may change the root holds its lock; check mode changes nothing and takes none."""
+    if check_mode:
+        yield
+        return
+    with session.locked():
+        yield
 
 
 def do_info(params, _check_mode):
@@ -54,7 +67,9 @@ def do_unpack(params, check_mode):
     source = source_of(params)
     if source is None:
         raise OtpReleaseError("src is required: the release tarball to unpack.")
-    return unpack(session_of(params), source, check_mode)
+    session = session_of(params)
+    with changing(session, check_mode):
+        return unpack(session, source, check_mode)
 
 
 def do_verify_erts(params, _check_mode):
@@ -69,15 +84,20 @@ def do_upgrade(params, check_mode):
     source = source_of(params)
     if source is None:
         session.require_root()
-    return upgrade(session, params.get("version"), change_options(params), source, health, params.get("keep"), check_mode)
+    with changing(session, check_mode):
+        return upgrade(session, params.get("version"), change_options(params), source, health, params.get("keep"), check_mode)
 
 
 def do_downgrade(params, check_mode):
-    return change(session_of(params).require_root(), params.get("version"), "down", change_options(params), check_mode)
+    session = session_of(params).require_root()
+    with changing(session, check_mode):
+        return change(session, params.get("version"), "down", change_options(params), check_mode)
 
 
 def do_remove(params, check_mode):
-    return remove_releases(session_of(params).require_root(), params["keep"], params.get("version"), check_mode)
+    session = session_of(params).require_root()
+    with changing(session, check_mode):
+        return remove_releases(session, params["keep"], params.get("version"), check_mode)
 
 
 def do_eval(params, check_mode):
@@ -95,6 +115,8 @@ OPERATIONS = dict(info=do_info, unpack=do_unpack, verify_erts=do_verify_erts, up
 def run(name):
     """main() of module otp.release.<name>: parse the options, run the operation, exit with its result."""
     module = AnsibleModule(**SPECS[name].module_kwargs())
+    # a task timeout or Ctrl-C ends the run with SIGTERM: exit through the finally blocks (private HOME, cookie)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     started = time.monotonic()
     try:
         result = OPERATIONS[name](module.params, module.check_mode)

@@ -123,8 +123,9 @@ class Channel(object):
 
     def _call_erl_call(self, expression, env):
         alive, host, long_name = split_node(self.node)
+        # a client name of its own: erl_call's default one is the same for every call, so parallel calls collide
         argv = [os.path.join(self.erts_bin, "erl_call"), "-name" if long_name else "-sname", self.node,
-                "-e", "-fetch_stdout", "-no_result_term", "-timeout", str(max(1, int(self.timeout)))]
+                "-h", "otprel_" + secrets.token_hex(6), "-e", "-fetch_stdout", "-no_result_term", "-timeout", str(max(1, int(self.timeout)))]
         # erl_call shortens long terms it prints itself, so the node prints the answer, base64-encoded.
         request = "io:put_chars([\"OTPREL<\", base64:encode(%s), \">OTPREL\"]).\n" % wrap(expression)
         rc, out, err = self.runner(argv, stdin_text=request, env=env, timeout=self.timeout + 5)

@@ -46,10 +46,40 @@ def erlexec_command(erts_bin, boot, boot_vars, args, env=None):
     return argv, vm_env
 
 
+HOME_PREFIX = "otp-release-home-"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def sweep_homes(directory=None):
+    """Remove the private HOMEs (and their cookies) that killed runs of ours left: those whose process is gone."""
+    directory = directory or tempfile.gettempdir()
+    for entry in os.listdir(directory):
+        if not entry.startswith(HOME_PREFIX):
+            continue
+        pid = entry[len(HOME_PREFIX):].split("-", 1)[0]
+        path = os.path.join(directory, entry)
+        try:
+            if pid.isdigit() and not _alive(int(pid)) and os.stat(path).st_uid == os.getuid():
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
 @contextlib.contextmanager
 def private_home(cookie):
-    """A temporary HOME (0700) holding only .erlang.cookie (0400); removed on exit."""
-    home = tempfile.mkdtemp(prefix="otp-release-")
+    """A temporary HOME (0700) holding only .erlang.cookie (0400); removed on exit, and by a later run when this one
+    was killed (its name carries our pid)."""
+    sweep_homes()
+    home = tempfile.mkdtemp(prefix="%s%d-" % (HOME_PREFIX, os.getpid()))
     try:
         os.chmod(home, 0o700)
         fd = os.open(os.path.join(home, ".erlang.cookie"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)

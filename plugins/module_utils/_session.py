@@ -7,7 +7,10 @@ asked again only after a change (refresh)."""
 
 from __future__ import annotations
 
+import contextlib
+
 from ansible_collections.otp.release.plugins.module_utils._errors import NODE_DOWN, NodeError, OtpReleaseError
+from ansible_collections.otp.release.plugins.module_utils._files import hold_lock
 from ansible_collections.otp.release.plugins.module_utils._identity import discover
 from ansible_collections.otp.release.plugins.module_utils._node import Channel
 from ansible_collections.otp.release.plugins.module_utils._root import ReleaseRoot
@@ -76,6 +79,15 @@ class Session(object):
             raise OtpReleaseError("%s is not a release root: it has no releases/ directory. Give the directory that holds "
                                   "bin/, erts-<vsn>/, lib/ and releases/." % self.release.root)
         return self
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the root's lock (an flock on its releases/ directory) for a change; a root without one needs none."""
+        if not self.release.exists():
+            yield
+            return
+        with hold_lock(self.release.path("releases"), self.timeout):
+            yield
 
     @property
     def identity(self):

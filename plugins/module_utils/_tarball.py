@@ -29,6 +29,13 @@ BLOCK_SIZE = 1 << 20
 INFLATE_CHUNK = 1 << 16
 SMALL_FILE_LIMIT = 16 << 20  # .rel and relup files are read into memory
 SYMLINK_HOPS_LIMIT = 40
+# A tarball may inflate to INFLATE_RATIO times its compressed size (at least TOTAL_FLOOR), one member to
+# MEMBER_RATIO times (at least MEMBER_FLOOR): a release compresses 3-5 times, a decompression bomb 100s of times.
+INFLATE_RATIO, TOTAL_FLOOR = 25, 256 << 20
+MEMBER_RATIO, MEMBER_FLOOR = 10, 64 << 20
+HEADER_ALLOWANCE = 64 << 20  # tar headers and padding on top of the members' data
+# Refused in any file or directory: release_handler would install such a mode as it is.
+UNSAFE_MODE_BITS = 0o7002
 
 REL_MEMBER = re.compile(r"releases/([^/]+)/([^/]+)\.rel")
 RELUP_MEMBER = re.compile(r"releases/([^/]+)/relup")
@@ -56,6 +63,8 @@ class TarballFacts:
     relup_down_to: list = field(default_factory=list)
     has_releases_file: bool = False  # ships releases/RELEASES
     top_level: list = field(default_factory=list)
+    unpacked_size: int = 0  # bytes of the regular members
+    max_unpacked_size: int | None = None  # the limit it was inspected with (None: the default)
 
 
 def _corrupt(path, problem):
@@ -81,9 +90,10 @@ class _GzipStream:
     followed the end of the tar archive.
     """
 
-    def __init__(self, handle, path):
+    def __init__(self, handle, path, limit):
         self._handle = handle
         self._path = path
+        self._limit = limit
         self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._buffer = b""
         self._offset = 0
@@ -110,6 +120,9 @@ class _GzipStream:
         if data:
             self.recent.append((self.position, data))
             self.position += len(data)
+            if self.position > self._limit:
+                raise OtpReleaseError("{0} inflates to more than {1} bytes, which no release of this size does: refusing it "
+                                      "as a decompression bomb. Nothing was written.".format(self._path, self._limit))
         return data
 
     def _read_raw(self):
@@ -174,8 +187,11 @@ class _Members:
     link, or a link reached through another link, is judged by where it really lands.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, total_limit, member_limit):
         self.path = path
+        self.total_limit = total_limit
+        self.member_limit = member_limit
+        self.total = 0  # bytes of the regular members so far
         self.kinds = {}  # physical path (tuple) -> "dir" | "file" | "link"
         self.symlinks = {}  # physical path (tuple) -> link target text
         self.count = 0
@@ -211,6 +227,7 @@ class _Members:
         self.count += 1
         if member.isreg():
             self.data_end = max(self.data_end, member.offset_data + member.size)
+            self.check_size(member)
         if not name:
             raise _refuse(self.path, name, "has an empty name")
         if name.startswith("/"):
@@ -221,6 +238,8 @@ class _Members:
             raise _refuse(self.path, name, "is a sparse file")
         if not (member.isdir() or member.isreg() or member.issym() or member.islnk()):
             raise _refuse(self.path, name, "has an unsupported type ({0!r})".format(member.type))
+        if (member.isreg() or member.isdir()) and member.mode & UNSAFE_MODE_BITS:
+            raise _refuse(self.path, name, "has mode {0:04o}: setuid, setgid, sticky or world-writable".format(member.mode))
         parts = name.split("/")
         if parts[-1] in ("", ".", ".."):
             if not member.isdir():
@@ -251,24 +270,43 @@ class _Members:
                 raise _refuse(self.path, name, "is a hard link to {0!r}, which is not an earlier file of the archive".format(member.linkname))
         return physical, source
 
+    def check_size(self, member):
+        """Refuse before its data is inflated a member, or a total, larger than the limits."""
+        self.total += member.size
+        if member.size > self.member_limit:
+            raise OtpReleaseError("{0}: member {1!r} is {2} bytes, more than the {3} bytes one member of this tarball may "
+                                  "have: refusing it as a decompression bomb. Nothing was written.".format(
+                                      self.path, member.name, member.size, self.member_limit))
+        if self.total > self.total_limit:
+            raise OtpReleaseError("{0} unpacks to more than {1} bytes (at member {2!r}): refusing it as a decompression bomb. "
+                                  "Nothing was written. If the release really is that large, raise max_unpacked_size."
+                                  .format(self.path, self.total_limit, member.name))
+
     def check_symlink_targets(self):
         """Every link, with all the archive's links known, must end up inside the root."""
         for link, target in self.symlinks.items():
             self.resolve("/".join(link), list(link[:-1]) + target.split("/"), "is a symlink to {0!r} that ".format(target))
 
 
-def _walk(path, visit):
+def unpacked_limits(compressed_size, max_unpacked_size=None):
+    """(total, per member) bytes a tarball of this compressed size may unpack to."""
+    total = max_unpacked_size or max(TOTAL_FLOOR, INFLATE_RATIO * compressed_size)
+    return total, min(total, max(MEMBER_FLOOR, MEMBER_RATIO * compressed_size))
+
+
+def _walk(path, visit, max_unpacked_size=None):
     """Stream the tarball once, check every member, call visit(tar, member, physical, source).
 
     Returns (members checker, gzip stream) once the whole file has been read and verified.
     """
     try:
         handle = open(path, "rb")
+        total_limit, member_limit = unpacked_limits(os.fstat(handle.fileno()).st_size, max_unpacked_size)
     except OSError as exc:
         raise OtpReleaseError("Cannot open release tarball {0}: {1}".format(path, exc.strerror or exc))
     with handle:
-        stream = _GzipStream(handle, path)
-        members = _Members(path)
+        stream = _GzipStream(handle, path, total_limit + HEADER_ALLOWANCE)
+        members = _Members(path, total_limit, member_limit)
         try:
             with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape") as tar:
                 for member in tar:
@@ -311,7 +349,7 @@ def _pick_release(path, rel_texts, name, version):
     )
 
 
-def inspect(path, name=None, version=None, allow_missing_erts=False):
+def inspect(path, name=None, version=None, allow_missing_erts=False, max_unpacked_size=None):
     """Check a release tarball and return its TarballFacts, reading the file once.
 
     Raises OtpReleaseError for an unsafe member, a corrupt or truncated file, no or several
@@ -343,7 +381,7 @@ def inspect(path, name=None, version=None, allow_missing_erts=False):
         if match:
             relup_texts[match.group(1)] = (member.name, _read_member(tar, member, path))
 
-    members, stream = _walk(path, visit)
+    members, stream = _walk(path, visit, max_unpacked_size)
     rel_name, rel_vsn = _pick_release(path, rel_texts, name, version)
     member_name, text = rel_texts[(rel_name, rel_vsn)]
     term_name, term_vsn, erts_vsn, applications = parse_rel(text, "{0}: {1}".format(path, member_name))
@@ -372,6 +410,8 @@ def inspect(path, name=None, version=None, allow_missing_erts=False):
         applications=applications,
         members=members.count,
         size=stream.size,
+        unpacked_size=members.total,
+        max_unpacked_size=max_unpacked_size,
         sha256=stream.sha256.hexdigest(),
         relup=relup_text,
         relup_up_from=up_from,
@@ -382,8 +422,8 @@ def inspect(path, name=None, version=None, allow_missing_erts=False):
 
 
 def _file_mode(member):
-    # like tarfile's 'tar' filter: no setuid/setgid/sticky bits, no group/other write
-    return member.mode & 0o755
+    # the producer's mode, as release_handler keeps it (the unsafe bits were refused by _Members.check)
+    return member.mode & 0o777
 
 
 def _write_members(path, directory, facts, wanted=None):
@@ -404,7 +444,7 @@ def _write_members(path, directory, facts, wanted=None):
         if member.isdir():
             if not os.path.isdir(where):
                 os.mkdir(where, 0o700)
-            directory_modes.append((where, (member.mode & 0o755) | 0o700, member.mtime))
+            directory_modes.append((where, (member.mode & 0o777) | 0o700, member.mtime))
         elif member.issym():
             os.symlink(member.linkname, where)
         elif member.islnk():
@@ -417,7 +457,7 @@ def _write_members(path, directory, facts, wanted=None):
                 os.fchmod(out.fileno(), _file_mode(member))
             os.utime(where, (member.mtime, member.mtime))
 
-    _members, stream = _walk(path, visit)
+    _members, stream = _walk(path, visit, facts.max_unpacked_size if facts else None)
     for where, mode, mtime in reversed(directory_modes):
         os.chmod(where, mode)
         os.utime(where, (mtime, mtime))
@@ -495,7 +535,7 @@ def checksum_mismatch(path, expected, actual):
                            "not the one meant; copy or download it again. Nothing was changed." % (path, expected, actual))
 
 
-def inspect_file(src, name=None, version=None, checksum=None, allow_missing_erts=False):
+def inspect_file(src, name=None, version=None, checksum=None, allow_missing_erts=False, max_unpacked_size=None):
     """inspect() of the tarball at src on this host, after its checksum ('sha256:<hex>' or None) matched."""
     expected = parse_checksum(checksum)
     if not os.path.isfile(src):
@@ -504,4 +544,4 @@ def inspect_file(src, name=None, version=None, checksum=None, allow_missing_erts
         actual = sha256_file(src)
         if actual != expected:
             raise checksum_mismatch(src, expected, actual)
-    return inspect(src, name, version, allow_missing_erts)
+    return inspect(src, name, version, allow_missing_erts, max_unpacked_size)

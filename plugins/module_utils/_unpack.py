@@ -52,12 +52,14 @@ class Source:
     version: str | None = None
     checksum: str | None = None
     allow_missing_erts: bool = False
+    max_unpacked_size: int | None = None
     facts: object = None  # TarballFacts once inspected on this host
 
     def inspect(self):
         """Inspect the tarball on this host (once); name and version become the tarball's."""
         if self.facts is None:
-            self.facts = inspect_file(self.path, self.name, self.version, self.checksum, self.allow_missing_erts)
+            self.facts = inspect_file(self.path, self.name, self.version, self.checksum, self.allow_missing_erts,
+                                      self.max_unpacked_size)
             self.name, self.version = self.facts.name, self.facts.version
         return self.facts
 
@@ -187,6 +189,16 @@ def _member_paths(source, private_dir):
     return paths
 
 
+def check_free_space(directory, facts, doing):
+    """The file system of directory must hold the unpacked release and a copy of its tarball."""
+    needed = facts.unpacked_size + facts.size
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise OtpReleaseError("Cannot %s: it needs %d bytes (%d unpacked plus the %d-byte tarball) but the file system of %s "
+                              "has %d free. Free some space (e.g. otp.release.remove of old releases) and run again. Nothing was "
+                              "changed." % (doing, needed, facts.unpacked_size, facts.size, directory, free))
+
+
 def _place_tarball(source, dest):
     """Copy the tarball to dest through a temporary name; the copy must hash to the inspected sha256."""
     copy_file(source.path, dest, 0o644)
@@ -204,6 +216,7 @@ def unpack_on_node(session, source):
     root = release.root
     facts = source.facts
     dest = release.path("releases", facts.version, facts.name + ".tar.gz")
+    check_free_space(root, facts, "unpack %s into %s" % (facts.version, root))
     private_dir = tempfile.mkdtemp(prefix="otp-release-unpack-")
     try:
         members = _member_paths(source, private_dir)
@@ -306,6 +319,7 @@ def first_install(session, source, check_mode=False):
     mode = os.stat(root).st_mode & 0o7777 if os.path.isdir(root) else 0o755
     try:
         os.makedirs(parent, exist_ok=True)
+        check_free_space(parent, facts, "install %s into %s" % (facts.version, root))
         staging = tempfile.mkdtemp(prefix=".%s.unpacking-" % os.path.basename(root), dir=parent)
     except OSError as exc:
         raise OtpReleaseError("Cannot create a directory next to %s: %s." % (root, exc))

@@ -105,7 +105,8 @@ class ControllerSourceAction(ActionBase):
     def run_controller_src(self, params, module_args, task_vars, cleanup):
         local = self.find_controller_file(params["src"], "release tarball", cleanup)
         self.check_controller_copy(local, params["src"], params, cleanup)
-        facts = inspect(local, params.get("name"), params.get("version"), params.get("allow_missing_erts"))
+        facts = inspect(local, params.get("name"), params.get("version"), params.get("allow_missing_erts"),
+                        params.get("max_unpacked_size"))
         checked = dict(module_args, name=facts.name, version=facts.version, checksum="sha256:" + facts.sha256)
         result = self._execute_module(module_name=self.module_name(), module_args=checked, task_vars=task_vars)
         if not result.pop("tarball_needed", False):

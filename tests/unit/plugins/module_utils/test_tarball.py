@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
 from ansible_collections.otp.release.plugins.module_utils._files import sha256_file
-from ansible_collections.otp.release.plugins.module_utils._tarball import extract, extract_members, inspect
+from ansible_collections.otp.release.plugins.module_utils._tarball import extract, extract_members, inspect, unpacked_limits
 
 REL = '{release,{"kvstore","%s"},{erts,"%s"},[{kernel,"8.5.3"},{stdlib,"4.2"},{kvstore,"%s"},{sasl,"4.2"}]}.\n'
 RELUP = (
@@ -295,7 +295,7 @@ def test_missing_file(tmp_path):
 
 def test_extract_first_install(tmp_path):
     entries = release_entries() + [
-        entry("erts-13.1.5/bin/setuid", b"x", mode=0o4775),
+        entry("erts-13.1.5/bin/group-writable", b"x", mode=0o775),
         entry("lib/kvstore-2.0.0/priv/ro", kind=tarfile.DIRTYPE, mode=0o555),
         entry("lib/kvstore-2.0.0/priv/ro/file", b"x", mode=0o444),
     ]
@@ -306,12 +306,33 @@ def test_extract_first_install(tmp_path):
         warnings.simplefilter("error")
         extract(path, str(dest), facts)
     assert stat.S_IMODE((dest / "bin" / "kvstore").stat().st_mode) == 0o755
-    assert stat.S_IMODE((dest / "erts-13.1.5" / "bin" / "setuid").stat().st_mode) == 0o755
+    assert stat.S_IMODE((dest / "erts-13.1.5" / "bin" / "group-writable").stat().st_mode) == 0o775
     assert stat.S_IMODE((dest / "releases" / "2.0.0" / "vm.args").stat().st_mode) == 0o644
     assert stat.S_IMODE((dest / "lib" / "kvstore-2.0.0" / "priv" / "ro").stat().st_mode) == 0o755
     assert (dest / "releases" / "2.0.0" / "kvstore.rel").read_text().startswith("{release")
     assert (dest / "bin" / "kvstore").stat().st_mtime == 1700000000
     assert sorted(os.listdir(str(tmp_path / "opt"))) == ["kvstore"]  # no temporary directory left
+
+
+@pytest.mark.parametrize("mode, kind", [(0o4755, tarfile.REGTYPE), (0o2755, tarfile.REGTYPE), (0o666, tarfile.REGTYPE),
+                                        (0o6777, tarfile.REGTYPE), (0o1777, tarfile.DIRTYPE), (0o777, tarfile.DIRTYPE)])
+def test_unsafe_modes_are_refused_before_anything_is_written(tmp_path, mode, kind):
+    path = write_tar(tmp_path / "t.tar.gz", release_entries() + [entry("lib/kvstore-2.0.0/priv/x", b"", kind=kind, mode=mode)])
+    with pytest.raises(OtpReleaseError, match="has mode %04o: setuid, setgid, sticky or world-writable" % mode):
+        inspect(path)
+
+
+def test_a_bomb_is_refused_by_its_declared_sizes_before_it_is_inflated(tmp_path):
+    path = write_tar(tmp_path / "t.tar.gz", release_entries() + [entry("lib/kvstore-2.0.0/priv/zeros", b"\0" * (3 << 20))])
+    with pytest.raises(OtpReleaseError, match="refusing it as a decompression bomb"):
+        inspect(path, max_unpacked_size=2 << 20)
+    assert inspect(path).unpacked_size > 3 << 20
+
+
+def test_the_default_limits_grow_with_the_compressed_size():
+    assert unpacked_limits(1 << 20) == (256 << 20, 64 << 20)
+    assert unpacked_limits(100 << 20) == (2500 << 20, 1000 << 20)
+    assert unpacked_limits(100 << 20, 50 << 20) == (50 << 20, 50 << 20)
 
 
 def test_extract_into_empty_directory_keeps_its_mode(tmp_path, good):
