@@ -9,8 +9,5 @@ defmodule Kvex do
   def server_pid, do: Process.whereis(Kvex.Server)
 
   @doc "The version of the server code that runs, as a charlist (from its vsn attribute)."
-  def version do
-    [vsn] = Kvex.Server.module_info(:attributes)[:vsn]
-    vsn
-  end
+  def version, do: Kvex.Server.module_info(:attributes)[:vsn]
 end
