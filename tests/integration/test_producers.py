@@ -129,7 +129,7 @@ def test_mix_world_upgrades_by_hand_once_releases_exists(world, deploy, start_no
     assert node.rpc('element(1, release_handler:install_release("0.2.0"))') == "ok"
     assert snapshot(node, MIX) == (os_pid, server_pid, "0.2.0", "v2", KEYS, {"0.1.0": "permanent", "0.2.0": "current"})
     assert node.rpc('element(1, release_handler:install_release("0.1.0"))') == "ok"
-    assert snapshot(node, MIX) == (os_pid, server_pid, "0.1.0", "v1", KEYS, {"0.1.0": "permanent", "0.2.0": "unpacked"})
+    assert snapshot(node, MIX) == (os_pid, server_pid, "0.1.0", "v1", KEYS, {"0.1.0": "permanent", "0.2.0": "old"})
 
 
 def test_mix_deployed_by_extracting_upgrades_and_downgrades_hot(world, deploy, start_node):
@@ -260,6 +260,11 @@ def test_migrate_then_upgrade_on_two_mix_hosts(world, deploy, start_node, tmp_pa
         assert snapshot(node, MIX) == pids[host] + ("0.2.0", "v2", KEYS, {"0.1.0": "old", "0.2.0": "permanent"})
     assert re.search(r"mix1\s+0\.1\.0 -> 0\.2\.0\s+restart: none", output), output
 
+    rc, output = run_playbook("otp.release.downgrade", inventory=inventory)
+    assert rc == 0, output
+    for host, node in nodes.items():
+        assert snapshot(node, MIX) == pids[host] + ("0.1.0", "v1", KEYS, {"0.1.0": "permanent", "0.2.0": "old"})
+
 
 # Distillery-shaped
 
@@ -300,10 +305,6 @@ def test_distillery_unpack_upgrade_cold_start_downgrade(world, deploy, start_nod
     assert pointer.read_text().split() == ["13.1.5", "1.0.0"]
     put_keys(node, RELX)
 
-    rc, info = change("info", node)
-    assert_ok(rc, info)
-    assert (info["producer"], info["start_version"], info["start_pointer"]) == ("distillery", "1.0.0", str(pointer))
-
     rc, unpacked = change("unpack", node, src=str(node.tarball(world["distillery-2.0.0"])))
     assert_ok(rc, unpacked)
     assert (unpacked["changed"], unpacked["version"]) == (True, "2.0.0")
@@ -320,6 +321,10 @@ def test_distillery_unpack_upgrade_cold_start_downgrade(world, deploy, start_nod
     hot_step(node, RELX, "downgrade", "1.0.0", "2.0.0", states)
     assert pointer.read_text().split() == ["13.1.5", "1.0.0"]
     cold_start_boots(node, RELX, "1.0.0", states)
+
+    rc, info = change("info", node)
+    assert_ok(rc, info)
+    assert (info["producer"], info["start_version"], info["start_pointer"]) == ("distillery", "1.0.0", str(pointer))
 
 
 def test_distillery_node_down_is_found_from_vm_args(deploy):
