@@ -165,7 +165,8 @@ def test_mix_first_install_by_unpack_then_upgrade_with_src(world, start_node, tm
     rc, upgraded = change("upgrade", node, src=world["mix-0.2.0"], version="0.2.0")
     assert_ok(rc, upgraded)
     assert upgraded["unpack"]["changed"] is True
-    assert isinstance(upgraded["unpack"]["duration_ms"], int) and upgraded["unpack"]["duration_ms"] > 0, upgraded["unpack"]
+    duration_ms = upgraded["unpack"]["duration_ms"]
+    assert isinstance(duration_ms, int) and duration_ms > 0, upgraded["unpack"]
     states = {"0.1.0": "old", "0.2.0": "permanent"}
     assert snapshot(node, MIX)[0::2] == (os_pid, "0.2.0", KEYS, states)
     cold_start_boots(node, MIX, "0.2.0", states)

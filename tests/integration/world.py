@@ -146,8 +146,8 @@ def write_releases(root):
     sasl_ebin = [str(path) for path in sorted(root.glob("lib/sasl-*/ebin"))]
     # a mix release's boot files find lib/ through the boot variable RELEASE_LIB
     subprocess.run([str(erl), "-noshell", "-boot", str(release_dir / "start_clean"),
-                    "-boot_var", "RELEASE_LIB", str(root / "lib"), "-pa"] + sasl_ebin + ["-eval", code], check=True, stdin=subprocess.DEVNULL, timeout=60,
-                   env=dict(os.environ, ERL_CRASH_DUMP_SECONDS="0"))
+                    "-boot_var", "RELEASE_LIB", str(root / "lib"), "-pa"] + sasl_ebin + ["-eval", code],
+                   check=True, stdin=subprocess.DEVNULL, timeout=60, env=dict(os.environ, ERL_CRASH_DUMP_SECONDS="0"))
 
 
 def pid_alive(pid):

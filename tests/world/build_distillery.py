@@ -73,7 +73,8 @@ def new_cookie():
     """64 random printable characters holding every shell metacharacter; no quote, backslash, # or blank,
     which vm.args would read as syntax."""
     others = [chr(c) for c in range(0x21, 0x7F) if chr(c) not in "\"'\\#" + SHELL_METACHARACTERS]
-    chars = list(SHELL_METACHARACTERS) + [secrets.choice(others) for _ in range(COOKIE_LENGTH - len(SHELL_METACHARACTERS))]
+    chars = list(SHELL_METACHARACTERS)
+    chars += [secrets.choice(others) for _ in range(COOKIE_LENGTH - len(chars))]
     for index in range(len(chars) - 1, 0, -1):
         swap = secrets.randbelow(index + 1)
         chars[index], chars[swap] = chars[swap], chars[index]
