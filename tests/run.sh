@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what the tests need and runs them; the Makefile calls this script.
 #
-#   tests/run.sh system       Debian packages (Erlang, rebar3, sqlite3 for Erlang), installed only when missing
+#   tests/run.sh system       Debian packages (Erlang, rebar3, Elixir, sqlite3 for Erlang), installed only when missing
 #   tests/run.sh venv         the virtualenv ($VENV, default .venv), rebuilt only when the requirements change
 #   tests/run.sh world        build the test world (tests/world)
 #   tests/run.sh demo         run tests/demo.sh
@@ -16,11 +16,12 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 VENV=${VENV:-$REPO/.venv}
 case $VENV in /*) ;; *) VENV=$PWD/$VENV ;; esac
 
-# erl_call and sasl come with erlang-base; rebar3 pulls in erlang-dev and the other tools it needs.
+# erl_call and sasl come with erlang-base; rebar3 pulls in erlang-dev and the other tools it needs;
+# elixir brings mix, which builds the kvex world with `mix release`.
 DEBIAN_PACKAGES=(
     erlang-base erlang-dev erlang-tools erlang-runtime-tools erlang-crypto erlang-public-key
     erlang-ssl erlang-inets erlang-syntax-tools erlang-parsetools erlang-asn1
-    rebar3 erlang-p1-sqlite3 git python3-venv shellcheck
+    rebar3 erlang-p1-sqlite3 elixir git python3-venv shellcheck
 )
 # Test tools on top of requirements.txt; mock, pytest-mock, pytest-xdist and pyyaml are what
 # `ansible-test units` expects when it runs without installing anything itself.

@@ -18,7 +18,9 @@ import world as kvworld  # noqa: E402
 @pytest.fixture(scope="session")
 def world():
     """{short name: tarball path}: "1.0.0", "2.0.0", "3.0.0", "1.1.0", "1.2.0", "2.0.0-noerts",
-    "truncated", "dotdot", "absolute", "symlink-out", "hardlink-out", "foreign-erts", "missing-lib"."""
+    "truncated", "dotdot", "absolute", "symlink-out", "hardlink-out", "foreign-erts", "missing-lib";
+    mix releases "mix-0.1.0", "mix-0.2.0"; Distillery-shaped "distillery-1.0.0", "distillery-2.0.0",
+    "distillery-2.0.0-differing", "distillery-2.0.0-retyped"."""
     return kvworld.build_world()
 
 
@@ -49,12 +51,12 @@ def all_nodes(epmd):
 
 @pytest.fixture
 def deploy(world):
-    """deploy(version, root=None) -> root: extract a world tarball (or a tarball path) into a
-    fresh temp root, or into root; the temp dirs are removed after the test."""
+    """deploy(version, root=None, releases_file=True) -> root: extract a world tarball (or a tarball
+    path) into a fresh temp root, or into root; the temp dirs are removed after the test."""
     made = []
 
-    def deploy_version(version, root=None):
-        new_root = kvworld.deploy(kvworld.tarball_path(world, version), root)
+    def deploy_version(version, root=None, releases_file=True):
+        new_root = kvworld.deploy(kvworld.tarball_path(world, version), root, releases_file)
         if root is None:
             made.append(new_root.parent)
         return new_root
@@ -71,14 +73,14 @@ def deploy(world):
 
 @pytest.fixture
 def start_node(deploy, all_nodes):
-    """start_node(root, env=None, heart=False) -> Node; the nodes are stopped after the test,
-    even when it fails."""
+    """start_node(root, env=None, heart=False, kind=Node) -> Node (or a MixNode, DistilleryNode); the
+    nodes are stopped after the test, even when it fails."""
     started = []
 
-    def start(root, env=None, heart=False, timeout=30):
+    def start(root, env=None, heart=False, timeout=30, kind=kvworld.Node):
         node_count = len(all_nodes.started)
         try:
-            return all_nodes.start(root, env=env, heart=heart, timeout=timeout)
+            return all_nodes.start(root, env=env, heart=heart, timeout=timeout, kind=kind)
         finally:
             started.extend(all_nodes.started[node_count:])
 

@@ -156,7 +156,8 @@ def test_stop_kills_a_node_that_does_not_answer(deploy, start_node):
 def test_fault_tarballs(world):
     assert set(world) == {"1.0.0", "2.0.0", "3.0.0", "1.1.0", "1.2.0", "2.0.0-noerts", "truncated",
                           "dotdot", "absolute", "symlink-out", "hardlink-out", "foreign-erts",
-                          "missing-lib"}
+                          "missing-lib", "mix-0.1.0", "mix-0.2.0", "distillery-1.0.0", "distillery-2.0.0",
+                          "distillery-2.0.0-differing", "distillery-2.0.0-retyped"}
 
     def members(name):
         with tarfile.open(world[name], "r:gz") as archive:

@@ -8,6 +8,9 @@ beam.smp, where `ps` shows it. For the same reason nodes are started and stopped
 `daemon`/`stop`, which pass the cookie to erl_call with `-c`: a node runs relx's own
 `bin/<name> console` under `run_erl -daemon` (what `daemon` does, minus the erl_call polling), and
 is stopped with `init:stop()` over erl_call, whose cookie also comes from that HOME.
+
+The other producers of the world are started the same way (MixNode, DistilleryNode): mix's own start
+command without its `-setcookie`, and a Distillery-shaped root's own start script.
 """
 
 import importlib.util
@@ -28,6 +31,7 @@ BUILD_SCRIPT = REPO / "tests" / "world" / "build.py"
 SYSTEM_ERTS_BIN = Path("/usr/lib/erlang/bin")
 EPMD = "/usr/bin/epmd"
 REL_NAME = "kvstore"
+WORLD_DIR = REPO / "tests" / "world"
 
 
 class NodeError(Exception):
@@ -93,10 +97,11 @@ def tarball_path(world, version):
     return Path(world[version]) if version in world else Path(version)
 
 
-def deploy(tarball, root=None):
+def deploy(tarball, root=None, releases_file=True):
     """Extract a release tarball into root (default: root/ in a new temp dir); return root.
 
-    Makes sure the root has releases/RELEASES (relx tarballs ship one)."""
+    Makes sure the root has releases/RELEASES (relx tarballs ship one, mix tarballs none), unless
+    releases_file is false: a mix release deployed the way its users do has none."""
     if root is None:
         root = Path(tempfile.mkdtemp(prefix="kvstore-")) / "root"
     root = Path(root)
@@ -105,7 +110,7 @@ def deploy(tarball, root=None):
         raise ValueError("{0} is not empty".format(root))
     with tarfile.open(tarball, "r:gz") as archive:
         archive.extractall(root, filter="tar")
-    if not (root / "releases" / "RELEASES").exists():
+    if releases_file and not (root / "releases" / "RELEASES").exists():
         write_releases(root)
     return root
 
@@ -122,18 +127,27 @@ def erts_bin(root):
     return bundled if bundled.is_dir() else SYSTEM_ERTS_BIN
 
 
+def release_name(root):
+    """The release name: that of the .rel file of the version start_erl.data names."""
+    rel_files = list((root / "releases" / start_data(root)[1]).glob("*.rel"))
+    if len(rel_files) != 1:
+        raise ValueError("{0}: expected one .rel file for {1}, found {2}".format(root, start_data(root)[1], rel_files))
+    return rel_files[0].stem
+
+
 def write_releases(root):
     """releases/RELEASES exactly as OTP writes it, by release_handler:create_RELEASES/4."""
     version = start_data(root)[1]
     erl = erts_bin(root) / "erl"
     release_dir = root / "releases" / version
-    rel_file = release_dir / "{0}.rel".format(REL_NAME)
+    rel_file = release_dir / "{0}.rel".format(release_name(root))
     code = 'ok = release_handler:create_RELEASES("{0}", "{0}/releases", "{1}", []), halt().'.format(
         root, rel_file)
     sasl_ebin = [str(path) for path in sorted(root.glob("lib/sasl-*/ebin"))]
-    subprocess.run([str(erl), "-noshell", "-boot", str(release_dir / "start_clean"), "-pa"] + sasl_ebin
-                   + ["-eval", code], check=True, stdin=subprocess.DEVNULL, timeout=60,
-                   env=dict(os.environ, ERL_CRASH_DUMP_SECONDS="0"))
+    # a mix release's boot files find lib/ through the boot variable RELEASE_LIB
+    subprocess.run([str(erl), "-noshell", "-boot", str(release_dir / "start_clean"),
+                    "-boot_var", "RELEASE_LIB", str(root / "lib"), "-pa"] + sasl_ebin + ["-eval", code],
+                   check=True, stdin=subprocess.DEVNULL, timeout=60, env=dict(os.environ, ERL_CRASH_DUMP_SECONDS="0"))
 
 
 def pid_alive(pid):
@@ -177,50 +191,68 @@ def pids_running_as(node_name):
 
 
 class Node:
-    """A kvstore node started from a release root.
+    """A kvstore node started from a relx release root.
 
     name, cookie, cookie_file (0400, in the node's private HOME), root, vm_args (the node's
     vm.args, outside releases/), env (the variables set for the node on top of os.environ),
     pid (last known OS pid of beam.smp), pids (every pid it had: heart may restart it).
     """
 
+    name_prefix = "kv"
+
     def __init__(self, root, env=None, heart=False):
         self.root = Path(root)
         self.erts_bin = erts_bin(self.root)
-        self.name = "kv_{0}@127.0.0.1".format(secrets.token_hex(6))
-        self.cookie = secrets.token_hex(16)
+        self.name = "{0}_{1}@127.0.0.1".format(self.name_prefix, secrets.token_hex(6))
+        self.cookie = self.new_cookie()
         self.files = Path(tempfile.mkdtemp(prefix="node-", dir=self.root.parent))
         home = self.files / "home"
         home.mkdir()
         self.cookie_file = home / ".erlang.cookie"
         self.cookie_file.write_text(self.cookie)
         self.cookie_file.chmod(0o400)
-        self.vm_args = self.files / "node.vm.args"
-        lines = ["-name " + self.name,
-                 "-kernel inet_dist_use_interface {127,0,0,1}",
-                 "-start_epmd false"]
-        if heart:
-            lines.append("-heart")
-        self.vm_args.write_text("\n".join(lines) + "\n")
-        self.vm_args.chmod(0o600)
         self.log_dir = self.files / "log"
         self.log_dir.mkdir()
-        pipe_dir = self.files / "pipe"
-        pipe_dir.mkdir()
-        run_erl = self.erts_bin / "run_erl"
-        console = "exec {0} console".format(shlex.quote(str(self.root / "bin" / REL_NAME)))
-        self.start_command = [str(run_erl), "-daemon", str(pipe_dir) + "/", str(self.log_dir) + "/", console]
-        self.env = {"HOME": str(home), "VMARGS_PATH": str(self.vm_args), "RUNNER_LOG_DIR": str(self.log_dir)}
-        if heart:
-            self.env["HEART_COMMAND"] = " ".join(shlex.quote(arg) for arg in self.start_command)
+        self.pipe_dir = self.files / "pipe"
+        self.pipe_dir.mkdir()
+        self.env = {"HOME": str(home)}
+        self.configure(heart)
         self.env.update(env or {})
         self.pid = None
         self.pids = []
 
+    @staticmethod
+    def new_cookie():
+        return secrets.token_hex(16)
+
+    def write_vm_args(self, lines):
+        """The node's own vm.args (mode 0600, outside the root) with lines and the loopback settings."""
+        self.vm_args = self.files / "node.vm.args"
+        lines = lines + ["-kernel inet_dist_use_interface {127,0,0,1}", "-start_epmd false"]
+        self.vm_args.write_text("\n".join(lines) + "\n")
+        self.vm_args.chmod(0o600)
+
+    def run_erl(self, shell_command):
+        """run_erl -daemon with this node's pipe and log directories, running shell_command."""
+        return [str(self.erts_bin / "run_erl"), "-daemon", str(self.pipe_dir) + "/", str(self.log_dir) + "/",
+                shell_command]
+
+    def configure(self, heart):
+        """relx: bin/kvstore console, with VMARGS_PATH naming the node's own vm.args."""
+        self.write_vm_args(["-name " + self.name] + (["-heart"] if heart else []))
+        self.start_command = self.run_erl("exec {0} console".format(shlex.quote(str(self.root / "bin" / REL_NAME))))
+        self.env.update(VMARGS_PATH=str(self.vm_args), RUNNER_LOG_DIR=str(self.log_dir))
+        if heart:
+            self.env["HEART_COMMAND"] = " ".join(shlex.quote(arg) for arg in self.start_command)
+
+    def command(self):
+        """The command that starts the node (asked again at every start: it may depend on the root's files)."""
+        return self.start_command
+
     def start(self, timeout=30):
         """Start the node and wait until it has booted; return its OS pid."""
         started = subprocess.run(
-            self.start_command, env=dict(os.environ, **self.env),
+            self.command(), env=dict(os.environ, **self.env),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
         )
         if started.returncode != 0:
@@ -321,14 +353,82 @@ class Node:
         return logs[-1].read_text(errors="replace")[-chars:] if logs else "(no log)"
 
 
+def world_module(name):
+    """A module of tests/world (build_distillery, build_mix), loaded from its file."""
+    spec = importlib.util.spec_from_file_location("world_" + name, WORLD_DIR / (name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class MixNode(Node):
+    """A node of a `mix release` root, started as `bin/<name> daemon` starts it, minus the cookie in argv.
+
+    mix's script always hands the cookie to erl as `-setcookie` (from RELEASE_COOKIE or releases/COOKIE),
+    and `daemon` keeps the whole command in run_erl's argv too. So the script is asked for its command
+    (ELIXIR_CLI_DRY_RUN, with a stand-in cookie), the `-setcookie` pair is dropped, and the rest runs under
+    run_erl as `daemon` does, with RELEASE_NODE, RELEASE_COOKIE and RELEASE_DISTRIBUTION=name in the
+    environment and the cookie in the private HOME. Asked again at every start: it names the version
+    releases/start_erl.data names."""
+
+    name_prefix = "kvex"
+    DRY_RUN_COOKIE = "dry-run-stand-in"
+
+    def configure(self, heart):
+        if heart:
+            raise ValueError("MixNode does not start with heart")
+        self.write_vm_args([])
+        self.env.update(RELEASE_NODE=self.name, RELEASE_COOKIE=self.cookie, RELEASE_DISTRIBUTION="name",
+                        RELEASE_VM_ARGS=str(self.vm_args), RELEASE_TMP=str(self.files / "tmp"))
+
+    def command(self):
+        script = self.root / "bin" / release_name(self.root)
+        env = dict(os.environ, **dict(self.env, RELEASE_COOKIE=self.DRY_RUN_COOKIE, ELIXIR_CLI_DRY_RUN="1"))
+        dry_run = subprocess.run([str(script), "start"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, timeout=30, check=False)
+        argv = dry_run.stdout.split()
+        at = argv.index("-setcookie") if "-setcookie" in argv else -1
+        if dry_run.returncode != 0 or at < 0 or argv[at + 1] != self.DRY_RUN_COOKIE:
+            raise NodeError("{0} start printed no command with the stand-in cookie: {1}".format(script, dry_run.stdout))
+        del argv[at:at + 2]
+        return self.run_erl("exec " + " ".join(shlex.quote(arg) for arg in argv))
+
+
+class DistilleryNode(Node):
+    """A node of a Distillery-shaped root: its bin/<name> console under run_erl (as Distillery's `start`
+    does). Every releases/<vsn>/vm.args of the root is rewritten to name this node and hold its own
+    64-character cookie full of shell metacharacters; tarball() makes upgrade tarballs that do the same.
+    env may set RELEASE_MUTABLE_DIR (where the start script reads start_erl.data)."""
+
+    name_prefix = "kvd"
+
+    @staticmethod
+    def new_cookie():
+        return world_module("build_distillery").new_cookie()
+
+    def configure(self, heart):
+        if heart:
+            raise ValueError("DistilleryNode does not start with heart")
+        vm_args = world_module("build_distillery").vm_args(self.name, self.cookie)
+        for path in self.root.glob("releases/*/vm.args"):
+            path.write_bytes(vm_args)
+        self.start_command = self.run_erl("exec {0} console".format(shlex.quote(str(self.root / "bin" / REL_NAME))))
+
+    def tarball(self, tarball):
+        """A copy of a Distillery-shaped tarball whose vm.args name this node and its cookie."""
+        target = self.files / Path(tarball).name
+        world_module("build_distillery").retarget(tarball, target, self.name, self.cookie)
+        return target
+
+
 class Nodes:
     """Every node started through it, so that all of them can be stopped and checked."""
 
     def __init__(self):
         self.started = []
 
-    def start(self, root, env=None, heart=False, timeout=30):
-        node = Node(root, env=env, heart=heart)
+    def start(self, root, env=None, heart=False, timeout=30, kind=Node):
+        node = kind(root, env=env, heart=heart)
         self.started.append(node)
         node.start(timeout)
         return node

@@ -20,6 +20,11 @@ import time
 from pathlib import Path
 
 WORLD = Path(__file__).resolve().parent
+sys.path.insert(0, str(WORLD))
+
+import build_distillery  # noqa: E402
+import build_mix  # noqa: E402
+
 APP_SOURCES = WORLD / "kvstore"
 # Debian's erlang-p1-sqlite3: its application is named sqlite3 but its directory is not
 # sqlite3-<vsn>, so relx only finds it through a link with the right name.
@@ -94,6 +99,8 @@ def tarball_names():
     names = {build[0]: "kvstore-{0}.tar.gz".format(build[0]) for build in BUILDS}
     for fault in FAULTS:
         names[fault] = "kvstore-2.0.0-{0}.tar.gz".format(fault)
+    names.update(build_mix.TARBALLS)
+    names.update((name, build_distillery.tarball_name(name)) for name in build_distillery.TARBALLS)
     return names
 
 
@@ -131,6 +138,15 @@ def build_into(cache):
             make(good, cache / tarball_names()[fault])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    timed("Distillery-shaped", build_distillery.build_into, cache,
+          {name: cache / tarball_names()[name] for name in ("1.0.0", "2.0.0")})
+    timed("mix release", build_mix.build_into, cache)
+
+
+def timed(what, build, *args):
+    started = time.monotonic()
+    build(*args)
+    print("{0} builds took {1:.1f} s".format(what, time.monotonic() - started), file=sys.stderr)
 
 
 def build_release(work, version, folders, relup_from, include_erts):
