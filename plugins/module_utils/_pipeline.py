@@ -12,6 +12,7 @@ from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, 
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError, show_term
 from ansible_collections.otp.release.plugins.module_utils._change import change
 from ansible_collections.otp.release.plugins.module_utils._remove import remove_releases
+from ansible_collections.otp.release.plugins.module_utils._repair import repair_releases
 from ansible_collections.otp.release.plugins.module_utils._unpack import unpack
 from ansible_collections.otp.release.plugins.module_utils._verify import verify
 
@@ -66,10 +67,14 @@ def upgrade(session, version, options, source=None, health=None, keep=None, chec
         version = source.version
         if check_mode and unpacked["changed"]:
             return _check_without_unpack(session, source, options, unpacked, started)
+    repaired = unpacked.get("repaired_releases", []) if unpacked else repair_releases(
+        session, session.live("change the release of"), check_mode)[1]
     erts_checks = None
     if source is not None and session.live("change the release of").running_version != version:
         erts_checks = verify(session, version)["checks"]
     result = change(session, version, "up", options, check_mode)
+    result["repaired_releases"] = repaired
+    result["changed"] = result["changed"] or bool(repaired)
     if unpacked is not None:
         result["unpack"] = dict((k, unpacked.get(k)) for k in STEP_KEYS)
         result["changed"] = result["changed"] or unpacked["changed"]
