@@ -49,13 +49,9 @@ def run_playbook(path, extra_vars=None, inventory=None, check=False, env=None, v
     Without inventory the play runs on `localhost,` over the local connection. `interpreter` (default: the
     controller's own Python) is every host's interpreter; None leaves it to the inventory."""
     with tempfile.TemporaryDirectory(prefix="ansible-cli-") as work:
-<<<<<<< HEAD
-        variables = dict(dict(ansible_python_interpreter=sys.executable), **(extra_vars or {}))
-=======
         variables = dict(extra_vars or {})
         if interpreter:
             variables["ansible_python_interpreter"] = interpreter
->>>>>>> i10
         argv = [ANSIBLE_PLAYBOOK, str(path), "-e", "@%s" % _private_json(work, "extra_vars.json", variables)]
         argv += ["-i", "localhost,", "-c", "local"] if inventory is None else ["-i", str(inventory)]
         if check:
