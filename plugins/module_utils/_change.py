@@ -152,6 +152,8 @@ def install(session, live, plan, options):
     except NodeException:
         raise
     except NodeError as exc:
+        if plan.restart != "none":  # the emulator restart can cut the call: wait for the new one
+            return _after_restart(session, live, plan, options)
         now = recover(session, live, plan, "the call was cut off (%s)" % exc.msg)
         if make_permanent_now and now.states.get(plan.to_version) != "permanent":
             make_permanent(session, plan.to_version)
@@ -169,12 +171,16 @@ def install(session, live, plan, options):
                               % (node, plan.to_version, explain(answer[2][1] if isinstance(answer[2], tuple) else answer[2]),
                                  plan.from_version), raw=answer[2])
     if plan.restart != "none" or outcome == "restarting":
-        wait_for_new_emulator(session, live, plan)
-        if options.permanent:
-            make_permanent(session, plan.to_version)
-        session.refresh()
-        return session.live("read the state of")
+        return _after_restart(session, live, plan, options)
     return session.learn(Live(*answer[3]))
+
+
+def _after_restart(session, live, plan, options):
+    wait_for_new_emulator(session, live, plan)
+    if options.permanent:
+        make_permanent(session, plan.to_version)
+    session.refresh()
+    return session.live("read the state of")
 
 
 def wait_for_new_emulator(session, live, plan):

@@ -242,7 +242,7 @@ class Session(object):
                 entry["erts"] = release.erts_of(entry["version"])
         current = next((e["version"] for e in states if e["state"] == "current"), None)
         permanent = next((e["version"] for e in states if e["state"] == "permanent"), None)
-        start_version = release.start_version()
+        start_version = release.start_version(self.node_env())
         return dict(
             root=release.root,
             name=release.name,

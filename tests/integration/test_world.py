@@ -157,7 +157,8 @@ def test_fault_tarballs(world):
     assert set(world) == {"1.0.0", "2.0.0", "3.0.0", "1.1.0", "1.2.0", "2.0.0-noerts", "truncated",
                           "dotdot", "absolute", "symlink-out", "hardlink-out", "foreign-erts",
                           "missing-lib", "mix-0.1.0", "mix-0.2.0", "distillery-1.0.0", "distillery-2.0.0",
-                          "distillery-2.0.0-differing", "distillery-2.0.0-retyped"}
+                          "distillery-2.0.0-differing", "distillery-2.0.0-retyped", "2.0.0-forgets", "2.0.0-unadded",
+                          "2.0.0-supervisor", "2.0.0-nocodechange", "2.0.0-ticker", "2.0.0-ticker-purge"}
 
     def members(name):
         with tarfile.open(world[name], "r:gz") as archive:

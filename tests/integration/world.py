@@ -128,8 +128,9 @@ def erts_bin(root):
 
 
 def release_name(root):
-    """The release name: that of the .rel file of the version start_erl.data names."""
-    rel_files = list((root / "releases" / start_data(root)[1]).glob("*.rel"))
+    """The release name: that of the .rel file of the version start_erl.data names (of any version when
+    release_handler removed that one, as it does for a version it unpacked)."""
+    rel_files = list((root / "releases" / start_data(root)[1]).glob("*.rel")) or list(root.glob("releases/*/*.rel"))[:1]
     if len(rel_files) != 1:
         raise ValueError("{0}: expected one .rel file for {1}, found {2}".format(root, start_data(root)[1], rel_files))
     return rel_files[0].stem
