@@ -33,6 +33,9 @@ finding, detail is a short fact, msg one sentence for an operator that says what
   old_code_present            a module that already has old code loaded
 The node side of the last two comes from node_facts_expr / parse_node_facts.
 
+purged_modules(instructions, running_apps, target_apps) -> the modules the script loads, removes or
+purges: the ones to ask the node about (node_facts_expr); none, no question.
+
 decide(findings, mode) -> "ok" | "warn" | "refuse" for mode strict | warn | off.
 
 After an upgrade: expected_code(running_apps, target_apps) -> {module: md5 or None} and
@@ -45,7 +48,7 @@ from ._erlterm import Atom, Binary, Opaque, format_term, is_atom
 
 __all__ = [
     "KINDS", "MODES", "decide", "expected_code", "loaded_code_expr", "node_facts_expr",
-    "parse_loaded_code", "parse_node_facts", "review", "still_old",
+    "parse_loaded_code", "parse_node_facts", "purged_modules", "review", "still_old",
 ]
 
 KINDS = (
@@ -287,6 +290,12 @@ def review(instructions, running_apps, target_apps, node=None):
     return (_review_apps(script, running_apps, target_apps)
             + _review_code_changes(script, running_apps, target_apps)
             + _review_node(script, running_apps, node))
+
+
+def purged_modules(instructions, running_apps, target_apps):
+    """Sorted names of the modules whose code the script replaces or purges."""
+    script = _Script(instructions, running_apps, target_apps)
+    return sorted(str(module) for module in script.loaded | script.removed | script.post_purged)
 
 
 def decide(findings, mode):
