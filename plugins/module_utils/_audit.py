@@ -86,7 +86,7 @@ def refusal(audit, mode, node, from_version, to_version):
         return None
     modules = sorted(set(f["module"] or f["app"] for f in audit.findings))
     return OtpReleaseError(
-        "The relup %s -> %s of node %s does not do what the code change needs (%s), so nothing was changed and node %s "
-        "still runs %s. %s Fix the appup and build the release again, or set relup_review: warn to change anyway."
+        "The review of the relup %s -> %s of node %s found what the change would get wrong (%s). Nothing was changed; node %s "
+        "still runs %s. %s Fix that (an appup: build the release again), or set relup_review: warn to change anyway."
         % (from_version, to_version, node, ", ".join(modules), node, from_version,
            " ".join(f["msg"] for f in audit.findings)), relup_review=audit.findings)
