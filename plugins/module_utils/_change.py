@@ -239,13 +239,31 @@ def review_plan(session, plan, mode):
 
 
 def confirm(session, audit, plan, loaded):
-    """still_old_code findings after the change, from the install's answer (loaded), else from one more call. None to
-    confirm after an emulator restart: the node booted the target's code."""
+    """still_old_code findings after the change, from the install's answer (loaded), else from one more call. Nothing
+    to confirm after an emulator restart: the node booted the target's code."""
     if audit is None or not audit.expected or plan.restart != "none":
         return []
     if loaded is None:
         loaded = session.call(audit.confirm_expr())
     return audit.after(loaded)
+
+
+def reviewed_install(session, live, plan, options, check_mode):
+    """The preflight and the review of the plan, then its install (only checked in check mode). Returns the Live after
+    and the findings of the review, before and after the install."""
+    check_restart_program(session, live, plan)
+    audit = review_plan(session, plan, options.relup_review)
+    findings = list(audit.findings) if audit else []
+    if check_mode:
+        check_install(session, plan)
+        return live, findings
+    try:
+        after_live, loaded = install(session, live, plan, options, audit.confirm_expr() if audit else None)
+    except OtpReleaseError as exc:  # what the review warned of may be why
+        exc.fields.setdefault("relup_review", findings)
+        exc.fields.setdefault("warnings", [finding["msg"] for finding in findings])
+        raise
+    return after_live, findings + confirm(session, audit, plan, loaded)
 
 
 def change(session, to_version, direction, options, check_mode=False):
@@ -266,15 +284,8 @@ def change(session, to_version, direction, options, check_mode=False):
                 session.refresh()
                 after_live = session.live("read the state of")
     else:
-        check_restart_program(session, live, plan)
-        audit = review_plan(session, plan, options.relup_review)
-        findings = list(audit.findings) if audit else []
+        after_live, findings = reviewed_install(session, live, plan, options, check_mode)
         changed = True
-        if check_mode:
-            check_install(session, plan)
-        else:
-            after_live, loaded = install(session, live, plan, options, audit.confirm_expr() if audit else None)
-            findings += confirm(session, audit, plan, loaded)
         restart = plan.restart
     if not check_mode:
         if after_live.running_version != plan.to_version:
