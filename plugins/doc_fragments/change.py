@@ -30,4 +30,26 @@ options:
     description:
       - Seconds each process may take to suspend (release_handler's C(suspend_timeout)).
     type: int
+  relup_review:
+    description:
+      - Review the relup path before trusting it, from the files of both versions in the root and the node. It finds
+        modules whose code changed but that the relup never loads (C(not_loaded)), new modules it never adds
+        (C(added_not_loaded)), gone modules it never deletes (C(removed_not_deleted)), applications added or removed
+        without being started or stopped (C(app_added_not_started), C(app_removed_not_stopped)), changed supervisors
+        without C({update, Sup, supervisor}) (C(supervisor_not_updated)), C(update)s of modules that export no
+        C(code_change) (C(update_without_code_change)), processes that a purge of the relup would kill
+        (C(purge_kills)) and old code still loaded (C(old_code_present)). Code is compared by its MD5 (as
+        C(beam_lib:md5/1)), not by file bytes.
+      - V(strict) refuses the change before anything is done when the review finds anything, naming the modules and
+        what to add to the appup.
+      - V(warn) changes anyway and reports the findings in RV(relup_review) and as warnings.
+      - V(off) skips the review.
+      - After the change (V(strict) and V(warn)), the code each changed module runs is checked against the target's,
+        in the same call that installs; a module still on the old code is reported with kind C(still_old_code).
+      - Check mode reviews too.
+      - The review reads the beams of the applications whose version differs and asks the node once, only when the
+        relup loads or purges modules.
+    type: str
+    choices: [strict, warn, "off"]
+    default: warn
 """

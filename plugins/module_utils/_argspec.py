@@ -35,6 +35,7 @@ CHANGE = dict(
     purge=dict(type="bool", default=False),
     code_change_timeout=dict(type="int"),
     suspend_timeout=dict(type="int"),
+    relup_review=dict(type="str", default="warn", choices=["strict", "warn", "off"]),
 )
 # Checked by the action plugin on the controller; never sent to the host.
 CONTROLLER_ONLY = ("signature", "public_key")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 
+from ansible_collections.otp.release.plugins.module_utils._audit import audit_change, refusal
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, format_term
 from ansible_collections.otp.release.plugins.module_utils._errors import NodeError, NodeException, OtpReleaseError, explain
 from ansible_collections.otp.release.plugins.module_utils._relfiles import instruction_summary, relup_owner, restart_kind
@@ -18,13 +19,15 @@ from ansible_collections.otp.release.plugins.module_utils._versions import previ
 
 
 class ChangeOptions(object):
-    """How to change: make the version permanent, purge old code, release_handler's timeouts (seconds)."""
+    """How to change: make the version permanent, purge old code, release_handler's timeouts (seconds), and what to do
+    with the findings of the relup review (strict: refuse, warn: report, off: no review)."""
 
-    def __init__(self, permanent=True, purge=False, code_change_timeout=None, suspend_timeout=None):
+    def __init__(self, permanent=True, purge=False, code_change_timeout=None, suspend_timeout=None, relup_review="warn"):
         self.permanent = permanent
         self.purge = purge
         self.code_change_timeout = code_change_timeout
         self.suspend_timeout = suspend_timeout
+        self.relup_review = relup_review
 
 
 class Plan(object):
@@ -114,7 +117,7 @@ def check_restart_program(session, live, plan):
                               % (plan.from_version, plan.to_version, plan.restart, executable, live.node))
 
 
-def _install_expression(plan, options, make_permanent_now):
+def _install_expression(plan, options, make_permanent_now, confirm_expr=None):
     install_options = [(Atom("update_paths"), True)]
     if options.code_change_timeout:
         install_options.append((Atom("code_change_timeout"), options.code_change_timeout * 1000))
@@ -125,14 +128,14 @@ def _install_expression(plan, options, make_permanent_now):
         "case release_handler:check_install_release(%(to)s, %(check_options)s) of "
         " {ok, _, _} -> case release_handler:install_release(%(to)s, %(options)s) of "
         "   {ok, From, _} -> {installed, From, case %(perm)s of true -> release_handler:make_permanent(%(to)s); false -> ok end, "
-        "                     %(live)s}; "
+        "                     %(live)s, %(confirm)s}; "
         "   {continue_after_restart, From, _} -> {restarting, From}; "
         "   {error, R} -> {install_failed, R}; "
         "   Other -> {install_failed, Other} end; "
         " {error, R} -> {check_failed, R} "
         "end"
         % dict(to=format_term(plan.to_version), check_options=format_term(check_options), options=format_term(install_options),
-               perm="true" if make_permanent_now else "false", live=LIVE_EXPR))
+               perm="true" if make_permanent_now else "false", live=LIVE_EXPR, confirm=confirm_expr or "[]"))
 
 
 def check_install(session, plan):
@@ -143,36 +146,38 @@ def check_install(session, plan):
                               % (plan.to_version, session.node, explain(answer[1])), raw=answer[1])
 
 
-def install(session, live, plan, options):
-    """check_install_release, install_release and make_permanent for the plan in one call. Returns the Live after."""
+def install(session, live, plan, options, confirm_expr=None):
+    """check_install_release, install_release and make_permanent for the plan in one call. Returns the Live after and
+    the answer to confirm_expr, evaluated in the same call right after the install (None when the call did not get
+    there, or the emulator restarted)."""
     node = live.node
     make_permanent_now = options.permanent and plan.restart == "none"
     try:
-        answer = session.call(_install_expression(plan, options, make_permanent_now))
+        answer = session.call(_install_expression(plan, options, make_permanent_now, confirm_expr))
     except NodeException:
         raise
     except NodeError as exc:
         if plan.restart != "none":  # the emulator restart can cut the call: wait for the new one
-            return _after_restart(session, live, plan, options)
+            return _after_restart(session, live, plan, options), None
         now = recover(session, live, plan, "the call was cut off (%s)" % exc.msg)
         if make_permanent_now and now.states.get(plan.to_version) != "permanent":
             make_permanent(session, plan.to_version)
             session.refresh()
             now = session.live("read the state of")
-        return now
+        return now, None
     outcome = str(answer[0])
     if outcome == "check_failed":
         raise OtpReleaseError("check_install_release(%s) failed on node %s: %s. Nothing was changed; the node still runs %s."
                               % (plan.to_version, node, explain(answer[1]), plan.from_version), raw=answer[1])
     if outcome == "install_failed":
-        return recover(session, live, plan, explain(answer[1]), raw=answer[1])
+        return recover(session, live, plan, explain(answer[1]), raw=answer[1]), None
     if outcome == "installed" and answer[2] != "ok" and make_permanent_now:
         raise OtpReleaseError("Node %s now runs %s but make_permanent failed: %s. A restart would boot %s; run the module again."
                               % (node, plan.to_version, explain(answer[2][1] if isinstance(answer[2], tuple) else answer[2]),
                                  plan.from_version), raw=answer[2])
     if plan.restart != "none" or outcome == "restarting":
-        return _after_restart(session, live, plan, options)
-    return session.learn(Live(*answer[3]))
+        return _after_restart(session, live, plan, options), None
+    return session.learn(Live(*answer[3])), (answer[4] if confirm_expr else None)
 
 
 def _after_restart(session, live, plan, options):
@@ -245,6 +250,46 @@ def make_permanent(session, version):
         raise OtpReleaseError("make_permanent(%s) failed on node %s: %s." % (version, session.node, explain(reason)), raw=answer)
 
 
+def review_plan(session, plan, mode):
+    """The Audit of the plan's relup path (None with mode off); refuses the change in mode strict when it finds
+    anything."""
+    if mode == "off":
+        return None
+    audit = audit_change(session, plan.from_version, plan.to_version, plan.instructions)
+    error = refusal(audit, mode, session.node, plan.from_version, plan.to_version)
+    if error is not None:
+        raise error
+    return audit
+
+
+def confirm(session, audit, plan, loaded):
+    """still_old_code findings after the change, from the install's answer (loaded), else from one more call. Nothing
+    to confirm after an emulator restart: the node booted the target's code."""
+    if audit is None or not audit.expected or plan.restart != "none":
+        return []
+    if loaded is None:
+        loaded = session.call(audit.confirm_expr())
+    return audit.after(loaded)
+
+
+def reviewed_install(session, live, plan, options, check_mode):
+    """The preflight and the review of the plan, then its install (only checked in check mode). Returns the Live after
+    and the findings of the review, before and after the install."""
+    check_restart_program(session, live, plan)
+    audit = review_plan(session, plan, options.relup_review)
+    findings = list(audit.findings) if audit else []
+    if check_mode:
+        check_install(session, plan)
+        return live, findings
+    try:
+        after_live, loaded = install(session, live, plan, options, audit.confirm_expr() if audit else None)
+    except OtpReleaseError as exc:  # what the review warned of may be why
+        exc.fields.setdefault("relup_review", findings)
+        exc.fields.setdefault("warnings", [finding["msg"] for finding in findings])
+        raise
+    return after_live, findings + confirm(session, audit, plan, loaded)
+
+
 def change(session, to_version, direction, options, check_mode=False):
     """Upgrade or downgrade the node to to_version (None: the previous release) and report it as data."""
     started = time.monotonic()
@@ -255,6 +300,7 @@ def change(session, to_version, direction, options, check_mode=False):
     changed = False
     restart = "none"
     after_live = live
+    findings = []
     if plan.direction == "none":
         if options.permanent and plan.states.get(plan.to_version) != "permanent":
             changed = True
@@ -263,14 +309,9 @@ def change(session, to_version, direction, options, check_mode=False):
                 session.refresh()
                 after_live = session.live("read the state of")
     else:
-        check_restart_program(session, live, plan)
+        after_live, findings = reviewed_install(session, live, plan, options, check_mode)
         changed = True
-        if check_mode:
-            check_install(session, plan)
-            restart = plan.restart
-        else:
-            after_live = install(session, live, plan, options)
-            restart = plan.restart
+        restart = plan.restart
     if not check_mode:
         if after_live.running_version != plan.to_version:
             raise OtpReleaseError("Node %s reports %s as running after the change to %s: the change did not take. Releases: %s."
@@ -281,7 +322,8 @@ def change(session, to_version, direction, options, check_mode=False):
     after = session.facts(after_live)
     return dict(after, changed=changed, from_version=plan.from_version, to_version=plan.to_version,
                 direction=plan.direction, permanent=after["permanent"] == plan.to_version, restart=restart,
-                instructions=instruction_summary(plan.instructions),
+                instructions=instruction_summary(plan.instructions), relup_review=findings,
+                warnings=[finding["msg"] for finding in findings],
                 diff=dict(before=states_yaml(dict((e["version"], e["state"]) for e in before["releases"])),
                           after=states_yaml(dict((e["version"], e["state"]) for e in after["releases"]))),
                 duration_ms=int((time.monotonic() - started) * 1000))

@@ -46,7 +46,8 @@ def source_of(params):
 
 
 def change_options(params):
-    return ChangeOptions(params["permanent"], params["purge"], params.get("code_change_timeout"), params.get("suspend_timeout"))
+    return ChangeOptions(params["permanent"], params["purge"], params.get("code_change_timeout"), params.get("suspend_timeout"),
+                         params["relup_review"])
 
 
 @contextlib.contextmanager

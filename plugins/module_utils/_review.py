@@ -33,6 +33,9 @@ finding, detail is a short fact, msg one sentence for an operator that says what
   old_code_present            a module that already has old code loaded
 The node side of the last two comes from node_facts_expr / parse_node_facts.
 
+purged_modules(instructions, running_apps, target_apps) -> the modules the script loads, removes or
+purges: the ones to ask the node about (node_facts_expr); none, no question.
+
 decide(findings, mode) -> "ok" | "warn" | "refuse" for mode strict | warn | off.
 
 After an upgrade: expected_code(running_apps, target_apps) -> {module: md5 or None} and
@@ -45,7 +48,7 @@ from ._erlterm import Atom, Binary, Opaque, format_term, is_atom
 
 __all__ = [
     "KINDS", "MODES", "decide", "expected_code", "loaded_code_expr", "node_facts_expr",
-    "parse_loaded_code", "parse_node_facts", "review", "still_old",
+    "parse_loaded_code", "parse_node_facts", "purged_modules", "review", "still_old",
 ]
 
 KINDS = (
@@ -65,6 +68,7 @@ class _Script(object):
         self.removed = set()       # {remove, ...}, delete_module, remove_module
         self.post_purged = set()   # the code it had when the script started is purged: brutal_purge, {purge, ...}
         self.code_change = {}      # module -> "up" | "down"
+        self.suspended = set()     # its processes wait in their behaviour's loop (sys) while it is loaded
         self.started_apps = set()
         self.stopped_apps = set()
         self.running_apps = running_apps
@@ -73,6 +77,7 @@ class _Script(object):
             "load": lambda spec: self.load(*spec),
             "remove": lambda spec: self.remove(*spec),
             "purge": self.post_purged.update,
+            "suspend": self.read_suspend,
             "code_change": self.read_code_change,
             "apply": self.read_apply,
             # High-level appup instructions, for a script not translated by systools.
@@ -104,9 +109,13 @@ class _Script(object):
 
     def update(self, module, *rest):
         self.load(module)
+        self.suspended.add(module)
         if any(change == "supervisor" or (isinstance(change, tuple) and change[:1] == ("advanced",))
                for change in rest):
             self.code_change[module] = "up"
+
+    def read_suspend(self, modules):
+        self.suspended.update(module[0] if isinstance(module, tuple) else module for module in modules)
 
     def read_code_change(self, *args):
         mode, changes = ("up", args[0]) if len(args) == 1 else args
@@ -259,11 +268,12 @@ def _review_node(script, running_apps, node):
         facts = node[module]
         app = _find(running_apps, module)[0]
         # Processes on old code die when a load or remove purges it first; processes in the module's
-        # current code are left on old code by the load or remove and die in a later brutal purge.
+        # current code are left on old code by the load or remove and die in a later brutal purge, unless
+        # the script suspends them first: a suspended process waits in its behaviour's loop, not in the module.
         doomed = []
         if script.replaces(module) or module in script.post_purged:
             doomed += facts.get("old_code_procs", [])
-        if script.replaces(module) and module in script.post_purged:
+        if script.replaces(module) and module in script.post_purged and module not in script.suspended:
             doomed += [proc for proc in facts.get("procs", []) if proc not in doomed]
         if doomed:
             findings.append(_finding(
@@ -287,6 +297,12 @@ def review(instructions, running_apps, target_apps, node=None):
     return (_review_apps(script, running_apps, target_apps)
             + _review_code_changes(script, running_apps, target_apps)
             + _review_node(script, running_apps, node))
+
+
+def purged_modules(instructions, running_apps, target_apps):
+    """Sorted names of the modules whose code the script replaces or purges."""
+    script = _Script(instructions, running_apps, target_apps)
+    return sorted(str(module) for module in script.loaded | script.removed | script.post_purged)
 
 
 def decide(findings, mode):

@@ -85,6 +85,12 @@ EXAMPLES = r"""
     root: /opt/kvstore
     version: 2.0.0
     code_change_timeout: 30
+
+- name: Upgrade only when the relup loads every changed module (refuse otherwise, naming what the appup lacks)
+  otp.release.upgrade:
+    root: /opt/kvstore
+    version: 2.0.0
+    relup_review: strict
 """
 
 RETURN = r"""
@@ -116,6 +122,42 @@ instructions:
   returned: success
   type: dict
   sample: {load_object_code: 1, suspend: 1, load: 2, code_change: 1, resume: 1, point_of_no_return: 1}
+relup_review:
+  description:
+    - The findings of the relup review (see O(relup_review)), before the change and, after it, C(still_old_code) for
+      each module that does not run the target's code. Empty when the review found nothing, was V(off), or there was
+      nothing to change.
+    - With O(relup_review=strict) a refusal carries the findings too.
+  returned: success, and with a refusal of the review
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: >-
+        V(not_loaded), V(added_not_loaded), V(removed_not_deleted), V(app_added_not_started),
+        V(app_removed_not_stopped), V(supervisor_not_updated), V(update_without_code_change), V(purge_kills),
+        V(old_code_present) or V(still_old_code).
+      type: str
+    app:
+      description: The application, or V(null) when unknown (C(still_old_code)).
+      type: str
+    module:
+      description: The module, or V(null) for a finding about a whole application.
+      type: str
+    detail:
+      description: The fact found, short.
+      type: str
+    msg:
+      description: One sentence for an operator that says what to add to the appup (also shown as a warning).
+      type: str
+  sample:
+    - kind: not_loaded
+      app: kvstore
+      module: kv_server
+      detail: "kv_server changed its code (md5 5d41... -> 7d79...), the relup never loads it"
+      msg: "Module kv_server (kvstore 1.0.0 -> 2.0.0) changed its code (md5 5d41... -> 7d79...) but the relup never
+        loads it, so the node would keep running the old code after a successful upgrade; add
+        {update, kv_server, {advanced, []}} to kvstore.appup."
 releases:
   description: Every release of the node afterwards, with its state.
   returned: always

@@ -67,6 +67,12 @@ def run_module(module, args, check=False, env=None):
     """(rc, result) of one otp.release module (or any FQCN) on localhost; result is the module's result as JSON
     (minus `invocation`, `diff` and `warnings`, which the callback leaves out), with `failed` and `skipped` set. rc is
     ansible-playbook's: 0, or 2 when the module failed."""
+    rc, result, _output = run_module_output(module, args, check, env)
+    return rc, result
+
+
+def run_module_output(module, args, check=False, env=None):
+    """(rc, result, output) as run_module, and the whole output of ansible-playbook (where the warnings are)."""
     if "." not in module:
         module = "otp.release." + module
     with tempfile.TemporaryDirectory(prefix="ansible-cli-") as work:
@@ -80,4 +86,4 @@ def run_module(module, args, check=False, env=None):
     # the callback leaves out `failed` and `skipped`; the line says them
     result["failed"] = match.group(1) == "fatal"
     result["skipped"] = match.group(1) == "skipping"
-    return rc, result
+    return rc, result, output

@@ -62,6 +62,7 @@ def step(node, module, to, from_version, direction, states, **args):
     assert (result["changed"], result["from_version"], result["to_version"], result["direction"], result["permanent"],
             result["restart"]) == (True, from_version, to, direction, True, "none")
     assert result["instructions"].get("code_change") == 1 and result["duration_ms"] > 0
+    assert result["relup_review"] == []  # the good relups review clean, before and after the change
     assert node.rpc(SNAPSHOT) == expected_snapshot(os_pid, server_pid, to, states)
     assert {e["version"]: e["state"] for e in result["releases"]} == states
     assert result["start_version"] == to
@@ -91,7 +92,8 @@ def test_upgrade_up_the_chain_and_downgrade_back(world, deploy, start_node):
 
     rc, checked = change("upgrade", node, version="2.0.0", check=True)
     assert_ok(rc, checked)
-    assert (checked["changed"], checked["direction"], checked["to_version"]) == (True, "up", "2.0.0")
+    assert (checked["changed"], checked["direction"], checked["to_version"], checked["relup_review"]) == \
+        (True, "up", "2.0.0", [])
     assert node.rpc(SNAPSHOT) == before and (node.root / "bin" / "kvstore").read_bytes() == \
         (node.root / "bin" / "kvstore-1.0.0").read_bytes()
 
@@ -105,7 +107,8 @@ def test_upgrade_up_the_chain_and_downgrade_back(world, deploy, start_node):
 
     rc, checked = change("downgrade", node, check=True)
     assert_ok(rc, checked)
-    assert (checked["changed"], checked["direction"], checked["to_version"]) == (True, "down", "2.0.0")
+    assert (checked["changed"], checked["direction"], checked["to_version"], checked["relup_review"]) == \
+        (True, "down", "2.0.0", [])
 
     states = {"1.0.0": "old", "2.0.0": "permanent", "3.0.0": "old"}
     step(node, "downgrade", "2.0.0", "3.0.0", "down", states)  # the default: one step back

@@ -222,3 +222,17 @@ def test_decide(mode, findings, decision):
 def test_decide_rejects_unknown_mode():
     with pytest.raises(ValueError, match="strict, warn, off"):
         _review.decide([], "lenient")
+
+
+def test_suspended_processes_are_not_killed_by_the_load():
+    """A process in kv_server's code when the node is asked: a plain load leaves it on old code and the purge kills
+    it; with suspend (what update does) it waits in gen_server's loop while kv_server is loaded."""
+    running, target = {"a": app("1", srv=beam("v1"))}, {"a": app("2", srv=beam("v2"))}
+    facts = {"srv": {"old_code": False, "old_code_procs": [], "procs": [{"pid": "<0.90.0>", "name": "srv"}]}}
+    load = ("load", ("srv", "brutal_purge", "brutal_purge"))
+    assert kinds(_review.review([load], running, target, facts)) == [("purge_kills", "srv")]
+    assert _review.review([("suspend", [("srv", 5000)]), load, ("resume", ["srv"])], running, target, facts) == []
+    assert _review.review([("update", "srv", "soft")], running, target, facts) == []
+    assert _review.purged_modules([load], running, target) == ["srv"]
+    assert _review.purged_modules([("load_module", "srv", "soft_purge", "soft_purge")], running, target) == ["srv"]
+    assert _review.purged_modules([("apply", ("m", "f", []))], running, target) == []

@@ -13,11 +13,13 @@ import gzip
 import io
 import os
 import re
+import struct
 import sys
 import tarfile
 
 import pytest
 
+from ansible_collections.otp.release.plugins.module_utils._beam import read_beam
 from ansible_collections.otp.release.plugins.module_utils._change import ChangeOptions
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, format_term
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
@@ -44,6 +46,7 @@ class FakeNode(object):
         self.root = root
         self.states = dict(states)
         self.requests = []
+        self.loaded = {}  # module -> md5 (hex) of the code it runs, as the install call's answer reports it
         self.write_releases()
 
     def write_releases(self):
@@ -82,7 +85,7 @@ class FakeNode(object):
             self.states = dict((v, "old" if v == running else s) for v, s in self.states.items())
             self.states[version] = "permanent"  # installed and made permanent in the same call
             self.write_releases()
-            return "{installed,%s,ok,%s}" % (format_term(running), self.live_text())
+            return "{installed,%s,ok,%s,%s}" % (format_term(running), self.live_text(), self.loaded_text(expression))
         if "release_handler:remove_release(V)" in expression:
             self.requests.append("remove")
             versions = re.findall(r'"([^"]+)"', expression.split("V <- ")[1].split("]")[0])
@@ -92,10 +95,20 @@ class FakeNode(object):
             outcomes = ",".join("{%s,ok}" % format_term(v) for v in versions)
             states = ",".join("{%s,%s}" % (format_term(v), s) for v, s in sorted(self.states.items()))
             return "{[%s],[%s]}" % (outcomes, states)
+        if "erlang:check_process_code(" in expression:
+            self.requests.append("review")
+            return "[%s]" % ",".join("{%s,false,[],[]}" % module for module in asked_modules(expression))
         if "erlang:apply(kvstore, health, [])" in expression:
             self.requests.append("health")
             return "ok"
         pytest.fail("the fake node does not know this request: %s" % expression)
+
+    def loaded_text(self, expression):
+        """The answer to _review.loaded_code_expr when the install call carries it, else []."""
+        if "code:which(" not in expression:
+            return "[]"
+        return "[%s]" % ",".join('{%s,"/root/lib/%s.beam",<<16#%s:128>>}' % (module, module, self.loaded[module])
+                                 for module in asked_modules(expression.split("code:which(")[1]))
 
     def unpack_release(self, version):
         """As release_handler: extract releases/<vsn>/ and lib/ from the placed tarball (this root has the ERTS
@@ -108,6 +121,11 @@ class FakeNode(object):
         os.unlink(os.path.join(self.root, "releases", version, "kvstore.rel"))
         self.states[version] = "unpacked"
         self.write_releases()
+
+
+def asked_modules(expression):
+    """The module list of a _review expression: ... || ReviewM <- [m1,m2]]."""
+    return re.search(r"ReviewM <- \[([^\]]*)\]", expression).group(1).split(",")
 
 
 def write(path, data, mode=0o644):
@@ -228,3 +246,69 @@ def test_check_mode_with_a_tarball_still_on_the_controller(tmp_path, tarball):
     assert node.requests == ["state"]
     assert (result["changed"], result["to_version"], result["unpack"]["changed"]) == (True, "2.0.0", True)
     assert node.states == {"1.0.0": "permanent"} and not os.path.exists(os.path.join(node.root, "releases/2.0.0"))
+
+
+def beam_bytes(module, code):
+    """A minimal BEAM file: the chunks _beam reads, code as the Code chunk."""
+    chunks = [(b"AtU8", struct.pack(">i", 1) + bytes([len(module)]) + module.encode()), (b"Code", code), (b"StrT", b""),
+              (b"ImpT", struct.pack(">I", 0)), (b"ExpT", struct.pack(">I", 0))]
+    body = b"".join(name + struct.pack(">I", len(data)) + data + b"\0" * (-len(data) % 4) for name, data in chunks)
+    return b"FOR1" + struct.pack(">I", len(body) + 4) + b"BEAM" + body
+
+
+def reviewed_root(path, up_script):
+    """A root running 1.0.0 with 2.0.0 unpacked, kv_server's code changed between them, and a relup whose way up is
+    up_script. Returns the node and the md5s of kv_server in 1.0.0 and 2.0.0."""
+    node = make_root(path, unpacked=True)
+    md5s = []
+    for version, code in (("1.0.0", b"old code"), ("2.0.0", b"new code")):
+        data = beam_bytes("kv_server", code)
+        write(os.path.join(node.root, "lib/kvstore-%s/ebin/kv_server.beam" % version), data)
+        md5s.append(read_beam(data).md5)
+    write(os.path.join(node.root, "releases/2.0.0/relup"),
+          ('{"2.0.0",[{"1.0.0",[],[%s]}],[{"1.0.0",[],[point_of_no_return]}]}.\n' % up_script).encode())
+    return node, md5s[0], md5s[1]
+
+
+LOADS_KV_SERVER = "{load_object_code,{kvstore,\"2.0.0\",[kv_server]}},point_of_no_return,{load,{kv_server,brutal_purge,brutal_purge}}"
+
+
+def test_the_review_asks_once_and_the_post_check_rides_on_the_install(tmp_path):
+    """3 round trips: the state, the review's node facts (the relup loads kv_server), the install call that also reads
+    the code kv_server runs afterwards."""
+    node, _old, new = reviewed_root(tmp_path / "root", LOADS_KV_SERVER)
+    node.loaded = {"kv_server": new}
+    result = upgrade(session(node), "2.0.0", ChangeOptions(relup_review="strict"))
+    assert node.requests == ["state", "review", "install"]
+    assert result["relup_review"] == [] and result["warnings"] == []
+    assert node.states == {"1.0.0": "old", "2.0.0": "permanent"}
+
+
+def test_a_relup_that_loads_nothing_asks_nothing_more(tmp_path):
+    """The relup forgets kv_server: nothing to ask the node (2 round trips, as without the review); in warn mode the
+    upgrade goes on and the post-check, from the install call's answer, names kv_server still on its old code."""
+    node, old, _new = reviewed_root(tmp_path / "root", "point_of_no_return")
+    node.loaded = {"kv_server": old}
+    result = upgrade(session(node), "2.0.0", ChangeOptions(relup_review="warn"))
+    assert node.requests == ["state", "install"]
+    assert [(f["kind"], f["module"]) for f in result["relup_review"]] == [("not_loaded", "kv_server"), ("still_old_code", "kv_server")]
+    assert result["warnings"] == [f["msg"] for f in result["relup_review"]]
+
+
+def test_strict_refuses_before_the_install(tmp_path):
+    node, _old, _new = reviewed_root(tmp_path / "root", "point_of_no_return")
+    with pytest.raises(OtpReleaseError) as caught:
+        upgrade(session(node), "2.0.0", ChangeOptions(relup_review="strict"))
+    assert node.requests == ["state"] and node.states == {"1.0.0": "permanent", "2.0.0": "unpacked"}
+    assert [f["kind"] for f in caught.value.fields["relup_review"]] == ["not_loaded"]
+    assert "Nothing was changed" in caught.value.msg and "{load_module, kv_server}" in caught.value.msg
+
+
+def test_off_reads_and_asks_nothing(tmp_path):
+    node, _old, _new = reviewed_root(tmp_path / "root", LOADS_KV_SERVER)
+    write(os.path.join(node.root, "lib/kvstore-2.0.0/ebin/kv_broken.beam"), b"not a beam")
+    with pytest.raises(OtpReleaseError, match="Cannot review the relup: the beams of kvstore 2.0.0 are unreadable"):
+        upgrade(session(node), "2.0.0", ChangeOptions(relup_review="warn"))
+    assert node.requests == ["state"]
+    result = upgrade(session(node), "2.0.0", ChangeOptions(relup_review="off"))
+    assert node.requests == ["state", "state", "install"] and result["relup_review"] == []
