@@ -24,7 +24,7 @@ DEBIAN_PACKAGES=(
 )
 # Test tools on top of requirements.txt; mock, pytest-mock, pytest-xdist and pyyaml are what
 # `ansible-test units` expects when it runs without installing anything itself.
-DEV_PACKAGES=(pytest pytest-mock pytest-xdist mock pyyaml ansible-lint antsibull-changelog)
+DEV_PACKAGES=(pytest pytest-mock pytest-xdist mock pyyaml ansible-lint antsibull-changelog antsibull-docs ansible-runner ansible-builder)
 MIN_PYTHON=11
 
 export DEBIAN_FRONTEND=noninteractive
