@@ -19,7 +19,8 @@ BIN = Path(sys.executable).parent
 # What the built tarball may hold at its top level, and no more.
 TOP_LEVEL = {"FILES.json", "MANIFEST.json", "README.md", "LICENSE", "CHANGELOG.md", "requirements.txt", "bindep.txt",
              "changelogs", "meta", "plugins", "playbooks", "roles"}
-NEVER = ("__pycache__", ".pyc", ".venv", "tests", "bench", "_build", ".pytest_cache", "fragments", ".tar.gz")
+NEVER_PARTS = {"__pycache__", ".venv", "tests", "bench", "_build", ".pytest_cache", "fragments", ".plugin-cache.yaml", ".git"}
+NEVER_SUFFIXES = (".pyc", ".tar.gz", ".retry")
 
 
 def run(argv, env=None, cwd=None):
@@ -61,7 +62,7 @@ def test_the_tarball_holds_what_a_user_needs_and_nothing_else(installed):
     with tarfile.open(str(installed.tarball)) as archive:
         members = [member.name for member in archive.getmembers()]
     assert set(name.split("/")[0] for name in members) == TOP_LEVEL
-    assert not [name for name in members if any(part in name for part in NEVER)]
+    assert not [name for name in members if NEVER_PARTS & set(name.split("/")) or name.endswith(NEVER_SUFFIXES)]
     files = set(name for name in members if "/" in name and not name.endswith("/"))
     assert tracked("plugins", "roles", "playbooks", "meta") <= files
     manifest = json.loads((installed.root / "MANIFEST.json").read_text())
