@@ -12,7 +12,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from test_playbooks import fleet, upgrade_vars  # noqa: F401  (the 3-node fixture)
+# the 3-node fixture of the playbook tests
+from test_playbooks import fleet, upgrade_vars  # noqa: F401  pylint: disable=unused-import
 
 
 def records(directory):
@@ -24,7 +25,7 @@ def records(directory):
         assert record["playbook"] not in found, "two records of one playbook: %s" % sorted(os.listdir(directory))
         found[record["playbook"]] = (record, markdown)
     assert sorted(p.name for p in directory.iterdir()) == sorted(
-        "%s.%s" % (r["id"], ext) for r, _ in found.values() for ext in ("json", "md"))
+        "%s.%s" % (record["id"], ext) for record, markdown in found.values() for ext in ("json", "md"))
     return found
 
 
@@ -43,8 +44,8 @@ def signed(tarball, tmp_path):
     signature = tmp_path / "release.sig"
     signature.write_bytes(key.sign(Path(tarball).read_bytes()))
     public_key = tmp_path / "release.pub"
-    public_key.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                        serialization.PublicFormat.SubjectPublicKeyInfo))
+    public_key.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     return signature, public_key
 
 

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_playbooks import fleet, upgrade_vars  # noqa: F401  (the 3-node fixture)
+# the 3-node fixture of the playbook tests
+from test_playbooks import fleet, upgrade_vars  # noqa: F401  pylint: disable=unused-import
 
 ANSIBLE_RUNNER = str(Path(sys.executable).parent / "ansible-runner")
 UPGRADE_TASK = "Unpack, verify ERTS, hot-upgrade, check health and remove old releases"
