@@ -113,6 +113,7 @@ def test_record_of_a_rollout_stopped_by_a_failed_host(fleet, world, tmp_path):  
     assert (by_host["app2"]["status"], by_host["app2"]["target_version"]) == ("failed", "1.1.0")
     assert "restarted" in by_host["app2"]["result"]["msg"]
     assert (by_host["app3"]["status"], by_host["app3"]["result"]) == ("not reached", None)
+    assert (record["release"]["version"], record["release"]["src"]) == ("2.0.0", world["2.0.0"])
     assert row(markdown, "app2")[1] == "failed" and "restarted" in row(markdown, "app2")[-1]
     assert row(markdown, "app3")[1:3] == ["not reached", "2.0.0"]
     assert "# migrate_then_upgrade: failed" in markdown
@@ -131,3 +132,18 @@ def test_record_of_a_failed_migration(fleet, tmp_path):  # noqa: F811
     assert [h["status"] for h in record["hosts"]] == ["not reached"] * 3
     assert "On app1: failed" in markdown
     assert_no_secret(fleet, record_dir)
+
+
+def test_record_of_an_unhealthy_upgrade_rolled_back(fleet, tmp_path):  # noqa: F811
+    fleet = fleet(versions=("1.0.0",))
+    record_dir = tmp_path / "records"
+    rc, output = fleet.playbook("otp.release.migrate_then_upgrade", upgrade_vars(
+        fleet, otp_release_record_dir=str(record_dir), otp_release_rollback_on_unhealthy=True,
+        otp_release_health_mfa=dict(module="kvstore", function="unhealthy")))
+    assert rc != 0
+    record, markdown = records(record_dir)["migrate_then_upgrade"]
+    (host,) = record["hosts"]
+    assert (record["status"], host["status"], host["result"]["health_failed"]) == ("failed", "failed", True)
+    assert (host["rollback"]["from_version"], host["rollback"]["to_version"]) == ("2.0.0", "1.0.0")
+    assert row(markdown, "app1")[-1].endswith("Rolled back to 1.0.0.")
+    assert fleet.state("app1")[0] == "1.0.0"
