@@ -4,7 +4,7 @@ export VENV
 
 RUN = bash tests/run.sh
 
-.PHONY: venv world demo test units sanity lint integration clean
+.PHONY: venv world demo test units sanity lint docs changelog integration clean
 
 venv:
 	$(RUN) venv
@@ -26,6 +26,12 @@ sanity:
 
 lint:
 	$(RUN) lint
+
+docs:
+	$(RUN) docs
+
+changelog:
+	$(RUN) changelog
 
 integration:
 	$(RUN) integration

@@ -5,8 +5,8 @@
 #   tests/run.sh venv         the virtualenv ($VENV, default .venv), rebuilt only when the requirements change
 #   tests/run.sh world        build the test world (tests/world)
 #   tests/run.sh demo         run tests/demo.sh
-#   tests/run.sh units | sanity | lint | integration
-#   tests/run.sh test         units, sanity, lint, then integration (its pytest summary is the last line)
+#   tests/run.sh units | sanity | lint | docs | changelog | integration
+#   tests/run.sh test         units, sanity, lint, docs, changelog, then integration (its pytest summary is the last line)
 #
 # Environment: VENV (virtualenv path), PYTHON (interpreter to build it with; default: the newest
 # Python 3.11+ found on PATH, in /usr/bin, /usr/local/bin or ~/.pyenv/versions).
@@ -27,7 +27,7 @@ DEBIAN_PACKAGES=(
 )
 # Test tools on top of requirements.txt; mock, pytest-mock, pytest-xdist and pyyaml are what
 # `ansible-test units` expects when it runs without installing anything itself.
-DEV_PACKAGES=(pytest pytest-mock pytest-xdist mock pyyaml ansible-lint antsibull-changelog)
+DEV_PACKAGES=(pytest pytest-mock pytest-xdist mock pyyaml ansible-lint antsibull-changelog antsibull-docs ansible-runner ansible-builder)
 MIN_PYTHON=11
 
 export DEBIAN_FRONTEND=noninteractive
@@ -213,6 +213,20 @@ phase_lint() {
     (cd "$COPY" && NO_COLOR=1 ANSIBLE_COLLECTIONS_PATH=$COPY_BASE ansible-lint --offline --profile production "${targets[@]}")
 }
 
+phase_docs() {
+    copy_tree || return
+    (cd "$COPY" && ANSIBLE_COLLECTIONS_PATH=$COPY_BASE antsibull-docs lint-collection-docs --plugin-docs .)
+}
+
+# The fragments lint, changelog.yaml lints, and CHANGELOG.md is what antsibull-changelog renders from it.
+phase_changelog() {
+    copy_tree || return
+    (cd "$COPY" && antsibull-changelog lint && antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml &&
+        antsibull-changelog generate) || return
+    cmp -s "$COPY/CHANGELOG.md" "$REPO/CHANGELOG.md" ||
+        { say "CHANGELOG.md is not what changelogs/changelog.yaml renders: run antsibull-changelog generate"; return 1; }
+}
+
 phase_integration() {
     (cd "$REPO" && python -m pytest tests/integration -v -p no:cacheprovider)
 }
@@ -250,7 +264,7 @@ main() {
             else die "tests/world has no build.sh or build.py yet"
             fi ;;
         demo) prepare; bash "$REPO/tests/demo.sh" ;;
-        units | sanity | lint)
+        units | sanity | lint | docs | changelog)
             prepare; run_phase "$target"; exit "$FAILED" ;;
         integration) prepare; phase_integration ;;
         test)
@@ -258,12 +272,14 @@ main() {
             run_phase units
             run_phase sanity
             run_phase lint
+            run_phase docs
+            run_phase changelog
             (IFS=','; say "so far:${RESULTS[*]/#/ }")
             # Last, so that its pytest summary is the last line printed.
             say "integration"
             phase_integration || FAILED=1
             exit "$FAILED" ;;
-        *) die "usage: $0 {system|venv|world|demo|units|sanity|lint|integration|test}" ;;
+        *) die "usage: $0 {system|venv|world|demo|units|sanity|lint|docs|changelog|integration|test}" ;;
     esac
 }
 
