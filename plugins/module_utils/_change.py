@@ -41,9 +41,22 @@ class Plan(object):
         self.restart = restart_kind(instructions)
         self.states = states
 
+    def as_data(self):
+        """What the plan table shows: action, from, to, instruction counts, the modules whose processes are suspended."""
+        if self.direction == "none":
+            action = "nothing to do"
+        else:
+            action = "hot" if self.restart == "none" else "hot, emulator restart"
+        suspended = [str(m[0] if isinstance(m, tuple) else m) for i in self.instructions
+                     if isinstance(i, tuple) and len(i) == 2 and i[0] == "suspend" for m in i[1]]
+        return dict(action=action, from_version=self.from_version, to_version=self.to_version,
+                    instructions=instruction_summary(self.instructions), suspend_modules=suspended)
 
-def plan_change(release, node, states, to_version, direction, broken=()):
-    """Preflight of an upgrade or downgrade from {version: state}; raises naming what is wrong and what to do."""
+
+def plan_change(release, node, states, to_version, direction, broken=(), relup_of=None):
+    """Preflight of an upgrade or downgrade from {version: state}; raises naming what is wrong and what to do.
+    relup_of(version) -> (Relup or None, its path): by default the root's; the controller passes the relup of a
+    tarball that is not on the host yet, so that check mode refuses with the same words."""
     releases = [dict(version=v, state=s) for v, s in states.items()]
     running = Live("", 0, "", [(v, s, []) for v, s in states.items()]).running_version
     if to_version is None:
@@ -70,8 +83,7 @@ def plan_change(release, node, states, to_version, direction, broken=()):
         raise OtpReleaseError("Version %s is %s on node %s, not an old release: a downgrade goes back to a release this node ran "
                               "before." % (to_version, states[to_version], node))
     owner = relup_owner(running, to_version)
-    relup_path = release.path("releases", owner, "relup")
-    relup = release.relup(owner)
+    relup, relup_path = (relup_of or (lambda version: (release.relup(version), release.path("releases", version, "relup"))))(owner)
     way = "upgrade" if direction == "up" else "downgrade"
     if relup is None:
         raise OtpReleaseError("%s is missing, so there is no %s path from %s to %s. Build the release with a relup (rebar3 relup, "
@@ -100,14 +112,18 @@ def refuse_code_mismatch(live):
                           % (live.node, runs, live.script_version, runs, believed, states_text(live.states), believed, runs))
 
 
+def refuse_restart_without_heart(plan, node, heart):
+    if plan.restart != "none" and not heart:
+        raise OtpReleaseError("The relup %s -> %s restarts the emulator (%s), but node %s runs without heart, so release_handler "
+                              "would restart it in place on %s and lose its state. Start the node with -heart, or do a rolling "
+                              "restart instead." % (plan.from_version, plan.to_version, plan.restart, node, plan.from_version))
+
+
 def check_restart_program(session, live, plan):
     """A relup that restarts the emulator needs heart and a restart program that boots the new version."""
     if plan.restart == "none":
         return
-    if not live.heart:
-        raise OtpReleaseError("The relup %s -> %s restarts the emulator (%s), but node %s runs without heart, so release_handler "
-                              "would restart it in place on %s and lose its state. Start the node with -heart, or do a rolling "
-                              "restart instead." % (plan.from_version, plan.to_version, plan.restart, live.node, plan.from_version))
+    refuse_restart_without_heart(plan, live.node, live.heart)
     program = live.start_prg or session.release.path("bin", "start")
     executable = program.split()[0] if program.split() else program
     if not os.access(executable, os.X_OK):
@@ -320,7 +336,10 @@ def change(session, to_version, direction, options, check_mode=False):
             erts = session.release.erts_of(plan.to_version) or after_live.erts
             changed = session.release.point_cold_start(plan.to_version, erts, session.node_env(), session.owner()) or changed
     after = session.facts(after_live)
-    return dict(after, changed=changed, from_version=plan.from_version, to_version=plan.to_version,
+    plan_data = plan.as_data()
+    if plan.direction == "none" and changed:
+        plan_data["action"] = "make permanent"
+    return dict(after, changed=changed, from_version=plan.from_version, to_version=plan.to_version, plan=plan_data,
                 direction=plan.direction, permanent=after["permanent"] == plan.to_version, restart=restart,
                 instructions=instruction_summary(plan.instructions), relup_review=findings,
                 warnings=[finding["msg"] for finding in findings],

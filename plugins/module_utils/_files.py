@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import grp
 import hashlib
 import os
+import pwd
 import shutil
 import tempfile
 import time
@@ -151,6 +153,23 @@ def remove_paths(root, relative_paths):
         except OSError:
             left.append(path)
     return sorted(removed), left
+
+
+def writable_by(path, uid):
+    """Whether user uid may create files in the directory path, by its mode bits (root may always)."""
+    if uid == 0:
+        return True
+    found = os.stat(path)
+    if found.st_uid == uid:
+        return found.st_mode & 0o300 == 0o300
+    try:
+        user = pwd.getpwuid(uid)
+        gids = set([user.pw_gid] + [g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem])
+    except KeyError:
+        gids = set()
+    if found.st_gid in gids:
+        return found.st_mode & 0o030 == 0o030
+    return found.st_mode & 0o003 == 0o003
 
 
 def lock_holder(path):

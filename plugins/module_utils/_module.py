@@ -8,6 +8,7 @@ typed arguments of one operation, and its answer or error becomes the result."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -54,12 +55,23 @@ def change_options(params):
 def changing(session, check_mode):
     """A run that may change the root must be able to act as the node's user, and holds the root's lock; check mode
     refuses the same but changes nothing and takes no lock."""
+    refuse_build_directory(session.release.root)
     session.require_owner()
     if check_mode:
         yield
         return
     with session.locked():
         yield
+
+
+def refuse_build_directory(root):
+    """Hot upgrades cannot run from a build tree: the build tools rewrite it under the running node."""
+    parts = root.split(os.sep)
+    if "_build" in parts:
+        raise OtpReleaseError("%s is inside a build directory (%s): upgrades cannot be performed from within _build/, which "
+                              "rebar3 and mix rewrite under the running node. Deploy the release tarball to a root of its own "
+                              "(e.g. /opt/<name>) and run it from there. Nothing was changed."
+                              % (root, os.sep.join(parts[:parts.index("_build") + 1])))
 
 
 def do_info(params, _check_mode):

@@ -10,7 +10,8 @@ import time
 
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, format_term, to_plain
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError, show_term
-from ansible_collections.otp.release.plugins.module_utils._change import change
+from ansible_collections.otp.release.plugins.module_utils._change import change, check_restart_program, plan_change, refuse_code_mismatch
+from ansible_collections.otp.release.plugins.module_utils._relfiles import Relup, instruction_summary
 from ansible_collections.otp.release.plugins.module_utils._remove import remove_releases
 from ansible_collections.otp.release.plugins.module_utils._repair import repair_releases
 from ansible_collections.otp.release.plugins.module_utils._unpack import unpack
@@ -98,14 +99,24 @@ def upgrade(session, version, options, source=None, health=None, keep=None, chec
 
 
 def _check_without_unpack(session, source, options, unpacked, started):
-    """Check mode for a version not on the host yet: release_handler cannot check an install of it, so check the
-    tarball when it is here, and say what is known."""
+    """Check mode for a version not on the host yet: release_handler cannot check an install of it, so plan from the
+    tarball's relup when the tarball is here (the action plugin does it from the controller's copy otherwise), and
+    refuse what the real run would refuse."""
     live = session.live("change the release of")
+    refuse_code_mismatch(live)
     result = dict(session.facts(live), changed=True, from_version=live.running_version, to_version=source.version,
                   direction="up", permanent=bool(options.permanent), restart="unknown", instructions={},
                   unpack=dict((k, unpacked.get(k)) for k in STEP_KEYS))
-    if source.on_host:
-        result["erts_checks"] = verify(session, src=source.path, facts=source.facts)["checks"]
     result.update(dict((k, v) for k, v in unpacked.items() if k in ("erts_version", "relup_up_from", "relup_down_to", "sha256")))
+    if source.on_host:
+        facts = source.facts
+        relup = Relup.from_text(facts.relup, source.path, facts.version) if facts.relup else None
+        relup_path = session.release.path("releases", facts.version, "relup")
+        plan = plan_change(session.release, live.node, dict(live.states, **{facts.version: "unpacked"}), facts.version, "up",
+                           live.broken_versions, relup_of=lambda _version: (relup, relup_path))
+        check_restart_program(session, live, plan)
+        result.update(restart=plan.restart, instructions=instruction_summary(plan.instructions), plan=plan.as_data(),
+                      direction=plan.direction)
+        result["erts_checks"] = verify(session, src=source.path, facts=facts)["checks"]
     result["duration_ms"] = int((time.monotonic() - started) * 1000)
     return result

@@ -258,6 +258,7 @@ class Session(object):
             cookie_source=self.identity.cookie_source,
             os_pid=live.os_pid if live else None,
             erts_running=live.erts if live else None,
+            heart=live.heart if live else None,
             script_version=live.script_version if live else None,
             script_id_mismatch=bool(live and live.code_mismatch),
             broken_releases=live.broken_versions if live else release.broken_versions(),

@@ -33,6 +33,7 @@ from ansible_collections.otp.release.plugins.module_utils._files import (
     new_tops,
     remove_paths,
     sha256_file,
+    writable_by,
     write_text,
 )
 from ansible_collections.otp.release.plugins.module_utils._identity import find_node_process
@@ -152,6 +153,9 @@ def unpack(session, source, check_mode=False):
         if expected and os.path.isfile(placed) and sha256_file(placed) == expected:
             source.path, source.on_host = placed, True
             source.inspect()
+    refuse_unwritable(session)
+    if source.facts is not None:
+        check_free_space(release.root, source.facts, "unpack %s into %s" % (source.version, release.root))
     if check_mode or not source.on_host:
         if not replaced:
             refuse_leftovers(release, source, live)
@@ -246,6 +250,21 @@ def _member_paths(source, private_dir):
 
     extract_members(source.path, private_dir, wanted, facts)
     return paths
+
+
+def refuse_unwritable(session):
+    """release_handler unpacks inside the node, as its OS user: that user must be able to write lib/ and releases/."""
+    owner = session.owner()
+    if owner is None:
+        return
+    for directory in ("lib", "releases"):
+        path = session.release.path(directory)
+        if os.path.isdir(path) and not writable_by(path, owner[0]):
+            found = os.stat(path)
+            raise OtpReleaseError("The node of %s runs as %s, who cannot write %s (owner %s, group %d, mode %04o): release_handler "
+                                  "would fail to unpack there. Give %s that directory back (chown -R) and run again. Nothing was "
+                                  "changed." % (session.release.root, user_name(owner[0]), path, user_name(found.st_uid),
+                                                found.st_gid, found.st_mode & 0o7777, user_name(owner[0])))
 
 
 def check_free_space(directory, facts, doing):

@@ -14,6 +14,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -24,13 +27,34 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.otp.release.plugins.module_utils._argspec import CONTROLLER_ONLY, SPECS
+from ansible_collections.otp.release.plugins.module_utils._change import plan_change, refuse_restart_without_heart
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
 from ansible_collections.otp.release.plugins.module_utils._files import sha256_file
-from ansible_collections.otp.release.plugins.module_utils._tarball import checksum_mismatch, inspect, parse_checksum
+from ansible_collections.otp.release.plugins.module_utils._relfiles import Relup, instruction_summary
+from ansible_collections.otp.release.plugins.module_utils._tarball import TarballFacts, checksum_mismatch, inspect, parse_checksum
 from ansible_collections.otp.release.plugins.plugin_utils._signature import SignatureError, is_inline_key, require_cryptography, verify_file
 
+# The options a controller inspection depends on, besides the file itself.
+INSPECTION_OPTIONS = ("name", "version", "checksum", "signature", "public_key", "allow_missing_erts", "max_unpacked_size")
 # What the controller's inspection adds to a check-mode answer for a version the host does not have yet.
 TARBALL_KEYS = ("erts_version", "relup_up_from", "relup_down_to", "sha256")
+
+
+def plan_from_tarball(result, facts, label):
+    """Check mode of upgrade for a version the host does not have yet: the host said where the node is, the tarball
+    on the controller holds the relup, so plan as the real run will and refuse what it would refuse."""
+    states = dict((e["version"], e["state"]) for e in result["releases"])
+    states.setdefault(facts.version, "unpacked")
+    relup = Relup.from_text(facts.relup, "%s: releases/%s/relup" % (label, facts.version), facts.version) if facts.relup else None
+    relup_path = os.path.join(result["root"], "releases", facts.version, "relup")
+    try:
+        plan = plan_change(None, result.get("node"), states, facts.version, "up", relup_of=lambda _version: (relup, relup_path))
+        refuse_restart_without_heart(plan, result.get("node"), result.get("heart"))
+    except OtpReleaseError as exc:
+        return dict(result, failed=True, changed=False, msg=exc.msg)
+    return dict(result, from_version=plan.from_version, to_version=plan.to_version, direction=plan.direction,
+                restart=plan.restart, instructions=instruction_summary(plan.instructions), plan=plan.as_data(),
+                changed=plan.direction != "none" or result.get("changed"))
 
 
 class ControllerSourceAction(ActionBase):
@@ -92,6 +116,25 @@ class ControllerSourceAction(ActionBase):
             verify_file(local, label, self.read_bytes(signature_path), params["signature"], key_data, key_source, actual)
         return actual
 
+    def inspected(self, local, params, cleanup):
+        """Checksum, signature and inspection of the controller's tarball, done once per run for all hosts and tasks:
+        the verdict is kept in the run's local temp dir, keyed by the file (path, size, mtime) and the options."""
+        stat = os.stat(local)
+        key = hashlib.sha256(json.dumps([os.path.realpath(local), stat.st_size, stat.st_mtime_ns] + [
+            params.get(option) for option in INSPECTION_OPTIONS]).encode()).hexdigest()[:32]
+        cached = os.path.join(C.DEFAULT_LOCAL_TMP, "otp-release-inspected-%s.json" % key)
+        if os.path.isfile(cached):
+            with open(cached) as handle:
+                return TarballFacts(**json.load(handle))
+        self.check_controller_copy(local, params["src"], params, cleanup)
+        facts = inspect(local, params.get("name"), params.get("version"), params.get("allow_missing_erts"),
+                        params.get("max_unpacked_size"))
+        fd, temp = tempfile.mkstemp(dir=C.DEFAULT_LOCAL_TMP, prefix=".otp-release-inspected-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(dataclasses.asdict(facts), handle)
+        os.rename(temp, cached)
+        return facts
+
     @staticmethod
     def read_bytes(path):
         try:
@@ -104,9 +147,7 @@ class ControllerSourceAction(ActionBase):
 
     def run_controller_src(self, params, module_args, task_vars, cleanup):
         local = self.find_controller_file(params["src"], "release tarball", cleanup)
-        self.check_controller_copy(local, params["src"], params, cleanup)
-        facts = inspect(local, params.get("name"), params.get("version"), params.get("allow_missing_erts"),
-                        params.get("max_unpacked_size"))
+        facts = self.inspected(local, params, cleanup)
         checked = dict(module_args, name=facts.name, version=facts.version, checksum="sha256:" + facts.sha256)
         result = self._execute_module(module_name=self.module_name(), module_args=checked, task_vars=task_vars)
         if not result.pop("tarball_needed", False):
@@ -114,6 +155,8 @@ class ControllerSourceAction(ActionBase):
                 inspected = dict(erts_version=facts.rel_erts_version, relup_up_from=facts.relup_up_from,
                                  relup_down_to=facts.relup_down_to, sha256=facts.sha256)
                 result.update((k, inspected[k]) for k in TARBALL_KEYS)
+                if result.get("restart") == "unknown":
+                    return dict(plan_from_tarball(result, facts, params["src"]), transferred=False)
             return dict(result, transferred=False)
         shell = self._connection._shell
         if shell.tmpdir is None:

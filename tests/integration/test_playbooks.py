@@ -47,6 +47,10 @@ class Fleet(object):
     def playbook(self, playbook, extra_vars=None):
         return run_playbook(playbook, extra_vars, inventory=self.inventory)
 
+    def run_check(self, playbook, extra_vars=None):
+        """The playbook with --check."""
+        return run_playbook(playbook, extra_vars, inventory=self.inventory, check=True)
+
     def adhoc(self, pattern, module, args):
         done = subprocess.run([ANSIBLE, pattern, "-i", str(self.inventory), "-m", module, "-a", args],
                               env=dict(os.environ, **CLI_ENV), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
