@@ -119,8 +119,12 @@ class ControllerSourceAction(ActionBase):
     def inspected(self, local, params, cleanup):
         """Checksum, signature and inspection of the controller's tarball, done once per run for all hosts and tasks:
         the verdict is kept in the run's local temp dir, keyed by the file (path, size, mtime) and the options."""
+        if params.get("signature"):
+            require_cryptography()
         stat = os.stat(local)
-        key = hashlib.sha256(json.dumps([os.path.realpath(local), stat.st_size, stat.st_mtime_ns] + [
+        proofs = [hashlib.sha256(self.read_bytes(self.find_controller_file(params[option], option, cleanup))).hexdigest()
+                  for option in ("signature", "public_key") if params.get(option) and not is_inline_key(params[option])]
+        key = hashlib.sha256(json.dumps([os.path.realpath(local), stat.st_size, stat.st_mtime_ns] + proofs + [
             params.get(option) for option in INSPECTION_OPTIONS]).encode()).hexdigest()[:32]
         cached = os.path.join(C.DEFAULT_LOCAL_TMP, "otp-release-inspected-%s.json" % key)
         if os.path.isfile(cached):
