@@ -35,6 +35,10 @@ CHANGE = dict(
     purge=dict(type="bool", default=False),
     code_change_timeout=dict(type="int"),
     suspend_timeout=dict(type="int"),
+    strategy=dict(type="str", default="hot", choices=["hot", "restart", "auto"]),
+    start_command=dict(type="str"),
+    stop_timeout=dict(type="int", default=30),
+    start_timeout=dict(type="int", default=60),
 )
 # Checked by the action plugin on the controller; never sent to the host.
 CONTROLLER_ONLY = ("signature", "public_key")

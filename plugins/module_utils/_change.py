@@ -39,8 +39,9 @@ class Plan(object):
         self.states = states
 
 
-def plan_change(release, node, states, to_version, direction, broken=()):
-    """Preflight of an upgrade or downgrade from {version: state}; raises naming what is wrong and what to do."""
+def plan_change(release, node, states, to_version, direction, broken=(), need_relup=True):
+    """Preflight of an upgrade or downgrade from {version: state}; raises naming what is wrong and what to do.
+    need_relup=False: every check but the relup path's (a restart needs none); the Plan has no instructions."""
     releases = [dict(version=v, state=s) for v, s in states.items()]
     running = Live("", 0, "", [(v, s, []) for v, s in states.items()]).running_version
     if to_version is None:
@@ -66,6 +67,8 @@ def plan_change(release, node, states, to_version, direction, broken=()):
     if direction == "down" and states[to_version] not in ("old", "permanent"):
         raise OtpReleaseError("Version %s is %s on node %s, not an old release: a downgrade goes back to a release this node ran "
                               "before." % (to_version, states[to_version], node))
+    if not need_relup:
+        return Plan(running, to_version, direction, [], states)
     owner = relup_owner(running, to_version)
     relup_path = release.path("releases", owner, "relup")
     relup = release.relup(owner)
