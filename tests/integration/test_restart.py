@@ -9,6 +9,7 @@ from ansible_cli import run_module
 from ansible_collections.otp.release.plugins.module_utils._erlterm import parse, to_plain
 
 import world as kvworld
+from test_playbooks import EXPECTED_DATA, fleet, upgrade_vars  # noqa: F401 (fleet is a fixture)
 
 KEYS = ["a", "b", "c"]
 STATE = ("{list_to_integer(os:getpid()), element(2, init:script_id()), "
@@ -131,3 +132,60 @@ def test_mix_release_restart_up_and_down(world, deploy, start_node):
     assert (result["method"], result["to_version"], pid_down != pid_up) == ("restart", "0.1.0", True)
     assert (booted, code, states) == ("0.1.0", "0.1.0", {"0.1.0": "permanent", "0.2.0": "old"})
     assert re.match(r"\S+ 0\.1\.0$", (node.root / "releases" / "start_erl.data").read_text().strip())
+
+
+def started_at(pid):
+    """The start time of a process, in clock ticks after boot."""
+    with open("/proc/%d/stat" % pid) as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[19])
+
+
+def test_rollout_without_relup_path_restarts_each_host_in_turn_and_hot_refuses(fleet, world):
+    fleet = fleet(upgrade_in_inventory=False)
+    pids = dict((host, fleet.state(host)[2]) for host in fleet.nodes)
+    to_3 = dict(otp_release_src=str(world["3.0.0"]), otp_release_version="3.0.0")
+
+    rc, output = fleet.playbook("otp.release.migrate_then_upgrade", upgrade_vars(fleet, **to_3))
+    assert rc != 0 and "no upgrade path from 1.0.0" in output, output
+    assert fleet.migrations() == [] and "updated_at" not in fleet.columns()
+    for host in fleet.nodes:
+        version, states, pid, shape = fleet.state(host)
+        assert (version, states["1.0.0"], pid) == ("1.0.0", "permanent", pids[host])
+
+    rc, output = fleet.playbook("otp.release.migrate_then_upgrade", upgrade_vars(fleet, otp_release_strategy="auto", **to_3))
+    assert rc == 0, output
+    plan_at, migrate_at = output.index("Plan (auto)"), output.index("kv_migrate")
+    assert plan_at < migrate_at, output
+    for host in fleet.nodes:
+        assert re.search(r"%s\s+1\.0\.0 -> 3\.0\.0  restart: \S+ has no path 1\.0\.0 -> 3\.0\.0; restart: in-memory state is not kept"
+                         % host, output), output
+        assert re.search(r"%s\s+1\.0\.0 -> 3\.0\.0  restart: node  \d+ ms  method: restart  downtime: \d+ ms" % host, output), output
+    assert len(fleet.migrations()) == 1
+    new_pids = {}
+    for host, node in fleet.nodes.items():
+        version, states, pid, shape = fleet.state(host)
+        assert (version, states, shape) == ("3.0.0", {"1.0.0": "old", "3.0.0": "permanent"}, "v3")
+        assert pid != pids[host]
+        new_pids[host] = pid
+        assert state(node)[1] == "3.0.0"
+    assert sorted(fleet.nodes, key=lambda host: started_at(new_pids[host])) == ["app1", "app2", "app3"]
+    assert fleet.data("app2") == EXPECTED_DATA
+    cold_pid = fleet.nodes["app3"].cold_restart()
+    assert state(fleet.nodes["app3"]) == (cold_pid, "3.0.0", {"1.0.0": "old", "3.0.0": "permanent"})
+
+
+def test_rollout_with_auto_goes_hot_and_stops_at_a_version_that_crashes_on_boot(fleet, world):
+    fleet = fleet(host_vars={"app2": {"otp_release_src": str(world["2.0.0-crashboot"]), "otp_release_version": "2.0.0-crashboot"}})
+    pids = dict((host, fleet.state(host)[2]) for host in fleet.nodes)
+    rc, output = fleet.playbook("otp.release.migrate_then_upgrade",
+                                upgrade_vars(fleet, otp_release_strategy="auto", otp_release_start_timeout=20))
+    assert rc != 0
+    assert re.search(r"app1\s+1\.0\.0 -> 2\.0\.0  hot: the relup has a path 1\.0\.0 -> 2\.0\.0", output), output
+    assert re.search(r"app2\s+1\.0\.0 -> 2\.0\.0-crashboot  restart: \S+ is missing", output), output
+    assert "rolled back" in output and "It was rolled back to 1.0.0" in output, output
+    assert fleet.state("app1")[1:3] == ({"1.0.0": "old", "2.0.0": "permanent"}, pids["app1"])
+    version, states, pid, shape = fleet.state("app2")
+    assert (version, states, pid != pids["app2"]) == ("1.0.0", {"1.0.0": "permanent", "2.0.0-crashboot": "unpacked"}, True)
+    version, states, pid, shape = fleet.state("app3")
+    assert (version, states["1.0.0"], pid) == ("1.0.0", "permanent", pids["app3"])
+    assert fleet.data("app2") == EXPECTED_DATA
