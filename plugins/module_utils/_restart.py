@@ -45,6 +45,7 @@ class RestartOptions(object):
     come up, and the health check: a function returning {call, ok, answer}, or None."""
 
     def __init__(self, start_command=None, stop_timeout=30, start_timeout=60, health=None):
+        self.permanent = True
         self.start_command = start_command
         self.stop_timeout = stop_timeout
         self.start_timeout = start_timeout
@@ -92,7 +93,9 @@ def change_by_strategy(session, to_version, direction, options, strategy="hot", 
     if method == "hot":
         result = dict(change(session, plan.to_version, direction, options, check_mode), state_kept=True)
     else:
-        result = restart(session, live, plan, restart_options or RestartOptions(), check_mode, reason)
+        restart_options = restart_options or RestartOptions()
+        restart_options.permanent = options.permanent
+        result = restart(session, live, plan, restart_options, check_mode, reason)
     result.update(method=method, method_reason=reason)
     return result
 
@@ -279,9 +282,10 @@ class Restart(object):
                                                                                                    self.options.stop_timeout),
                 "point the cold start (%s) at %s" % (self.release.start_pointer(self.node_env), self.plan.to_version),
                 "start it with %s as %s: %s" % (self.how, self.user_text(), " ".join(shlex.quote(a) for a in self.argv)),
-                "wait up to %s s for it to run %s%s, then make %s permanent through the node"
+                "wait up to %s s for it to run %s%s%s"
                 % (self.options.start_timeout, self.plan.to_version, ", check its health" if self.options.health else "",
-                   self.plan.to_version),
+                   ", then make it permanent through the node" if self.options.permanent else
+                   ", then point the cold start back at %s (permanent: false)" % self.plan.from_version),
                 "on failure: point back at %s and start the node on it again" % self.plan.from_version,
                 STATE_NOTE]
 
@@ -311,10 +315,13 @@ class Restart(object):
                 health = self.options.health()
                 if not health["ok"]:
                     raise OtpReleaseError("its health check %s returned %s instead of ok" % (health["call"], show_term(health["answer"])))
-            make_permanent(self.session, self.plan.to_version)
+            if self.options.permanent:
+                make_permanent(self.session, self.plan.to_version)
         except OtpReleaseError as exc:
             self.roll_back(exc.msg, original, health)
-        self.release.point_cold_start(self.plan.to_version, self.erts[self.plan.to_version], self.node_env, self.owner)
+        # release_handler rewrote start_erl.data for a permanent version; without permanent a cold start goes back
+        boots = self.plan.to_version if self.options.permanent else self.plan.from_version
+        self.release.point_cold_start(boots, self.erts[boots], self.node_env, self.owner)
         self.session.refresh()
         return self.session.live("read the state of"), first_answer - last_answer, stopped, health
 
