@@ -56,11 +56,11 @@ def relup_gap(release, plan):
     """Why there is no relup path for the plan, or None when there is one."""
     owner = relup_owner(plan.from_version, plan.to_version)
     relup = release.relup(owner)
+    relup_path = release.path("releases", owner, "relup")
     if relup is None:
-        return "%s is missing, so there is no relup path %s -> %s" % (release.path("releases", owner, "relup"), plan.from_version,
-                                                                       plan.to_version)
+        return "%s is missing, so there is no relup path %s -> %s" % (relup_path, plan.from_version, plan.to_version)
     if relup.path(plan.from_version, plan.to_version) is None:
-        return "%s has no path %s -> %s" % (release.path("releases", owner, "relup"), plan.from_version, plan.to_version)
+        return "%s has no path %s -> %s" % (relup_path, plan.from_version, plan.to_version)
     return None
 
 
@@ -231,8 +231,8 @@ def wait_running(session, version, old_pid, seconds):
             continue
         if live.script_version == version and live.running_version == version:
             return live, answered
-        raise OtpReleaseError("OS pid %s booted %s (release_handler: %s), not %s" % (live.os_pid, live.script_version,
-                                                                                       states_text(live.states), version))
+        raise OtpReleaseError("OS pid %s booted %s (release_handler: %s), not %s"
+                              % (live.os_pid, live.script_version, states_text(live.states), version))
     raise OtpReleaseError("the node did not come up on %s within %s s (%s)" % (version, seconds, last))
 
 
@@ -278,8 +278,8 @@ class Restart(object):
 
     def steps(self):
         """What a restart does, as sentences (check mode says these)."""
-        return ["stop node %s (OS pid %s) with init:stop(), waiting up to %s s for it to exit" % (self.live.node, self.pid,
-                                                                                                   self.options.stop_timeout),
+        return ["stop node %s (OS pid %s) with init:stop(), waiting up to %s s for it to exit"
+                % (self.live.node, self.pid, self.options.stop_timeout),
                 "point the cold start (%s) at %s" % (self.release.start_pointer(self.node_env), self.plan.to_version),
                 "start it with %s as %s: %s" % (self.how, self.user_text(), " ".join(shlex.quote(a) for a in self.argv)),
                 "wait up to %s s for it to run %s%s%s"
