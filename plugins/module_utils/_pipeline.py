@@ -46,9 +46,9 @@ class Health(object):
 
 
 def check_health(session, health):
-    """{call, ok, answer} of the health MFA on the node."""
+    """({call, ok, answer} of the health MFA on the node, its answer as Erlang text)."""
     answer = session.call(health.expression())
-    return dict(call=health.call_text, ok=answer == "ok", answer=to_plain(answer))
+    return dict(call=health.call_text, ok=answer == "ok", answer=to_plain(answer)), show_term(answer)
 
 
 def _timed(step):
@@ -84,13 +84,13 @@ def upgrade(session, version, options, source=None, health=None, keep=None, chec
     if erts_checks is not None:
         result["erts_checks"] = erts_checks
     if health is not None and not check_mode and result["method"] != "restart":
-        result["health"] = check_health(session, health)
+        result["health"], answer_text = check_health(session, health)
         if not result["health"]["ok"]:
             result["health_failed"] = True
             raise OtpReleaseError("Node %s runs %s now (%s), but its health check %s returned %s instead of ok. Downgrade it "
                                   "with otp.release.downgrade if it must go back."
                                   % (session.node, version, "permanent" if result["permanent"] else "current only",
-                                     health.call_text, show_term(result["health"]["answer"])), **result)
+                                     health.call_text, answer_text), **result)
     if keep is not None and not check_mode:
         removed = remove_releases(session, keep)
         result.update(releases=removed["releases"], removed=removed["removed"])

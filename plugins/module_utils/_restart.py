@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 
-from ansible_collections.otp.release.plugins.module_utils._errors import NodeError, OtpReleaseError, show_term
+from ansible_collections.otp.release.plugins.module_utils._errors import NodeError, OtpReleaseError
 from ansible_collections.otp.release.plugins.module_utils._files import write_text
 from ansible_collections.otp.release.plugins.module_utils._identity import find_node_process
 from ansible_collections.otp.release.plugins.module_utils._relfiles import (
@@ -42,7 +42,7 @@ PRODUCER_START = dict(relx="daemon", mix="daemon", distillery="start")
 
 class RestartOptions(object):
     """How to restart: a start command of the user's (run with /bin/sh as the node's user), seconds to stop and to
-    come up, and the health check: a function returning {call, ok, answer}, or None."""
+    come up, and the health check: a function returning ({call, ok, answer}, the answer as Erlang text), or None."""
 
     def __init__(self, start_command=None, stop_timeout=30, start_timeout=60, health=None):
         self.permanent = True
@@ -312,9 +312,9 @@ class Restart(object):
         try:
             _now, first_answer = self.start(self.plan.to_version)
             if self.options.health:
-                health = self.options.health()
+                health, answer_text = self.options.health()
                 if not health["ok"]:
-                    raise OtpReleaseError("its health check %s returned %s instead of ok" % (health["call"], show_term(health["answer"])))
+                    raise OtpReleaseError("its health check %s returned %s instead of ok" % (health["call"], answer_text))
             if self.options.permanent:
                 make_permanent(self.session, self.plan.to_version)
         except OtpReleaseError as exc:
