@@ -140,7 +140,7 @@ state_kept:
   returned: when the version changed
   type: bool
 state_note:
-  description: For a restart, the sentence C(restart: in-memory state is not kept).
+  description: "For a restart, the sentence C(restart: in-memory state is not kept)."
   returned: when RV(method) is V(restart)
   type: str
 os_pid_before:
