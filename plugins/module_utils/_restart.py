@@ -194,8 +194,10 @@ def launch(argv, env, cwd, owner, seconds):
     """Run the start command as the node's user; it returns once the node is on its way (run_erl -daemon).
     Returns (rc or None when it did not return within seconds, its output)."""
     with tempfile.TemporaryFile(mode="w+") as output:
-        child = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                 preexec_fn=_as_user(owner), start_new_session=True)  # pylint: disable=subprocess-popen-preexec-fn
+        # not the program runner of _proc: the node's start must outlive this call, as the node's user
+        child = subprocess.Popen(  # pylint: disable=ansible-bad-function,subprocess-popen-preexec-fn
+            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            preexec_fn=_as_user(owner), start_new_session=True)
         try:
             rc = child.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
