@@ -52,4 +52,37 @@ options:
     type: str
     choices: [strict, warn, "off"]
     default: warn
+  strategy:
+    description:
+      - V(hot) changes the version through the relup, in the running node (same OS process, in-memory state kept).
+      - V(restart) stops the node with C(init:stop()), makes the version the one a cold start boots, starts the node
+        again as its OS user with its environment (see O(start_command)), waits until it runs the version, checks
+        its C(health) function when given (M(otp.release.upgrade)), and makes the version permanent through the node (release_handler then lists the
+        version permanent and the one before C(old), so a later downgrade works). In-memory state is not kept.
+        When the node does not come up on the version within O(start_timeout), or is unhealthy, it is started
+        again on the version it ran (RV(rolled_back)); nothing is deleted. The version must be unpacked.
+      - V(auto) picks per host, before any change - V(hot) when the relup has a path from the running version
+        (and, when that path restarts the emulator, the node runs with heart), else V(restart) - and says which in
+        RV(method) and why in RV(method_reason).
+    type: str
+    choices: [hot, restart, auto]
+    default: hot
+  start_command:
+    description:
+      - For a restart, the command that starts the node, run with C(/bin/sh -c) as the node's OS user, in the root,
+        with the node's environment (for example C(systemctl start kvstore) when systemd starts the node).
+      - By default the node is started the way it was started when its parent is C(run_erl) running the root's
+        C(bin/<name>) (what relx's C(daemon) and Distillery's C(start) do), else as its producer starts it in the
+        background (relx and mix C(bin/<name> daemon), Distillery C(bin/<name> start)).
+    type: str
+  start_timeout:
+    description:
+      - Seconds a restarted node has to run the version (and, for the start command, to return).
+    type: int
+    default: 60
+  stop_timeout:
+    description:
+      - Seconds a node has to exit after C(init:stop()) for a restart; it is killed after that.
+    type: int
+    default: 30
 """

@@ -36,6 +36,10 @@ CHANGE = dict(
     code_change_timeout=dict(type="int"),
     suspend_timeout=dict(type="int"),
     relup_review=dict(type="str", default="warn", choices=["strict", "warn", "off"]),
+    strategy=dict(type="str", default="hot", choices=["hot", "restart", "auto"]),
+    start_command=dict(type="str"),
+    stop_timeout=dict(type="int", default=30),
+    start_timeout=dict(type="int", default=60),
 )
 # Checked by the action plugin on the controller; never sent to the host.
 CONTROLLER_ONLY = ("signature", "public_key")

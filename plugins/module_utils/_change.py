@@ -53,10 +53,11 @@ class Plan(object):
                     instructions=instruction_summary(self.instructions), suspend_modules=suspended)
 
 
-def plan_change(release, node, states, to_version, direction, broken=(), relup_of=None):
+def plan_change(release, node, states, to_version, direction, broken=(), relup_of=None, need_relup=True):
     """Preflight of an upgrade or downgrade from {version: state}; raises naming what is wrong and what to do.
     relup_of(version) -> (Relup or None, its path): by default the root's; the controller passes the relup of a
-    tarball that is not on the host yet, so that check mode refuses with the same words."""
+    tarball that is not on the host yet, so that check mode refuses with the same words. need_relup=False: every
+    check but the relup path's (a restart needs none); the Plan has no instructions."""
     releases = [dict(version=v, state=s) for v, s in states.items()]
     running = Live("", 0, "", [(v, s, []) for v, s in states.items()]).running_version
     if to_version is None:
@@ -82,6 +83,8 @@ def plan_change(release, node, states, to_version, direction, broken=(), relup_o
     if direction == "down" and states[to_version] not in ("old", "permanent"):
         raise OtpReleaseError("Version %s is %s on node %s, not an old release: a downgrade goes back to a release this node ran "
                               "before." % (to_version, states[to_version], node))
+    if not need_relup:
+        return Plan(running, to_version, direction, [], states)
     owner = relup_owner(running, to_version)
     relup, relup_path = (relup_of or (lambda version: (release.relup(version), release.path("releases", version, "relup"))))(owner)
     way = "upgrade" if direction == "up" else "downgrade"

@@ -16,11 +16,12 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.otp.release.plugins.module_utils._argspec import CONTROLLER_ONLY, SPECS
-from ansible_collections.otp.release.plugins.module_utils._change import ChangeOptions, change
+from ansible_collections.otp.release.plugins.module_utils._change import ChangeOptions
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError, failure_fields
 from ansible_collections.otp.release.plugins.module_utils._oneoff import run_eval
 from ansible_collections.otp.release.plugins.module_utils._pipeline import Health, upgrade
 from ansible_collections.otp.release.plugins.module_utils._remove import remove_releases
+from ansible_collections.otp.release.plugins.module_utils._restart import RestartOptions, change_by_strategy
 from ansible_collections.otp.release.plugins.module_utils._session import Session
 from ansible_collections.otp.release.plugins.module_utils._unpack import Source, unpack
 from ansible_collections.otp.release.plugins.module_utils._verify import verify
@@ -49,6 +50,10 @@ def source_of(params):
 def change_options(params):
     return ChangeOptions(params["permanent"], params["purge"], params.get("code_change_timeout"), params.get("suspend_timeout"),
                          params["relup_review"])
+
+
+def restart_options(params):
+    return RestartOptions(params.get("start_command"), params["stop_timeout"], params["start_timeout"])
 
 
 @contextlib.contextmanager
@@ -100,13 +105,15 @@ def do_upgrade(params, check_mode):
     if source is None:
         session.require_root()
     with changing(session, check_mode):
-        return upgrade(session, params.get("version"), change_options(params), source, health, params.get("keep"), check_mode)
+        return upgrade(session, params.get("version"), change_options(params), source, health, params.get("keep"), check_mode,
+                       params["strategy"], restart_options(params))
 
 
 def do_downgrade(params, check_mode):
     session = session_of(params).require_root()
     with changing(session, check_mode):
-        return change(session, params.get("version"), "down", change_options(params), check_mode)
+        return change_by_strategy(session, params.get("version"), "down", change_options(params), params["strategy"],
+                                  restart_options(params), check_mode)
 
 
 def do_remove(params, check_mode):

@@ -14,6 +14,7 @@ from ansible_collections.otp.release.plugins.module_utils._change import change,
 from ansible_collections.otp.release.plugins.module_utils._relfiles import Relup, instruction_summary
 from ansible_collections.otp.release.plugins.module_utils._remove import remove_releases
 from ansible_collections.otp.release.plugins.module_utils._repair import repair_releases
+from ansible_collections.otp.release.plugins.module_utils._restart import change_by_strategy
 from ansible_collections.otp.release.plugins.module_utils._unpack import unpack
 from ansible_collections.otp.release.plugins.module_utils._verify import verify
 
@@ -47,9 +48,9 @@ class Health(object):
 
 
 def check_health(session, health):
-    """(ok, answer) of the health MFA on the node."""
+    """({call, ok, answer} of the health MFA on the node, its answer as Erlang text)."""
     answer = session.call(health.expression())
-    return answer == "ok", answer
+    return dict(call=health.call_text, ok=answer == "ok", answer=to_plain(answer)), show_term(answer)
 
 
 def _timed(step):
@@ -59,8 +60,9 @@ def _timed(step):
     return result
 
 
-def upgrade(session, version, options, source=None, health=None, keep=None, check_mode=False):
-    """Upgrade to version, unpacking source first when given; health and keep when given. The result as data."""
+def upgrade(session, version, options, source=None, health=None, keep=None, check_mode=False, strategy="hot", restart_options=None):
+    """Upgrade to version, unpacking source first when given; health and keep when given; hot or by a restart as
+    strategy says (a restart checks the health itself, and goes back when it fails). The result as data."""
     started = time.monotonic()
     unpacked = None
     if source is not None:
@@ -73,7 +75,9 @@ def upgrade(session, version, options, source=None, health=None, keep=None, chec
     erts_checks = None
     if source is not None and session.live("change the release of").running_version != version:
         erts_checks = verify(session, version)["checks"]
-    result = change(session, version, "up", options, check_mode)
+    if restart_options is not None and health is not None:
+        restart_options.health = lambda: check_health(session, health)
+    result = change_by_strategy(session, version, "up", options, strategy, restart_options, check_mode)
     result["repaired_releases"] = repaired
     result["changed"] = result["changed"] or bool(repaired)
     if unpacked is not None:
@@ -81,15 +85,14 @@ def upgrade(session, version, options, source=None, health=None, keep=None, chec
         result["changed"] = result["changed"] or unpacked["changed"]
     if erts_checks is not None:
         result["erts_checks"] = erts_checks
-    if health is not None and not check_mode:
-        healthy, answer = check_health(session, health)
-        result["health"] = dict(call=health.call_text, ok=healthy, answer=to_plain(answer))
-        if not healthy:
+    if health is not None and not check_mode and result["method"] != "restart":
+        result["health"], answer_text = check_health(session, health)
+        if not result["health"]["ok"]:
             result["health_failed"] = True
             raise OtpReleaseError("Node %s runs %s now (%s), but its health check %s returned %s instead of ok. Downgrade it "
                                   "with otp.release.downgrade if it must go back."
                                   % (session.node, version, "permanent" if result["permanent"] else "current only",
-                                     health.call_text, show_term(answer)), **result)
+                                     health.call_text, answer_text), **result)
     if keep is not None and not check_mode:
         removed = remove_releases(session, keep)
         result.update(releases=removed["releases"], removed=removed["removed"])

@@ -15,6 +15,8 @@ description:
     in the running version's relup, without restarting the node.
   - Before anything changes it checks that the node answers, that the target is an older release the node knows,
     and that the running version's relup has a down path to it; it names what is missing otherwise.
+  - With O(strategy=restart), or O(strategy=auto) where the relup has no down path, the node is restarted into the
+    older release instead (its in-memory state is not kept), with a rollback when it does not come up.
   - Never touches databases. Migrations are a separate, earlier deployment, and a downgrade never rolls them back.
 author:
   - otp.release maintainers (!UNKNOWN)
@@ -30,7 +32,8 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Runs C(check_install_release) only.
+    description:
+      - Runs C(check_install_release) only; for a restart, lists the steps it would take in RV(would).
   diff_mode:
     support: full
     description: Release states before and after.
@@ -46,6 +49,12 @@ EXAMPLES = r"""
     root: /opt/kvstore
     version: 1.0.0
     permanent: false
+
+- name: Go back to 1.0.0 by a restart, as the relup of 3.0.0 has no down path to it
+  otp.release.downgrade:
+    root: /opt/kvstore
+    version: 1.0.0
+    strategy: restart
 """
 
 RETURN = r"""
@@ -68,10 +77,57 @@ permanent:
   returned: success
   type: bool
 restart:
-  description: Whether the emulator restarted.
+  description: Whether the emulator restarted (V(node) for a restart of the whole node, see O(strategy)).
   returned: success
   type: str
-  choices: [none, emulator, new_emulator]
+  choices: [none, emulator, new_emulator, node]
+method:
+  description:
+    - How the version changed, V(hot) or V(restart) (see O(strategy)), V(none) when nothing was to do with O(strategy)
+      V(restart) or V(auto).
+  returned: success
+  type: str
+  sample: restart
+method_reason:
+  description: Why RV(method) was chosen.
+  returned: success
+  type: str
+  sample: /opt/kvstore/releases/3.0.0/relup has no path 1.0.0 -> 3.0.0
+state_kept:
+  description: Whether the node's in-memory state was kept (false for a restart).
+  returned: when the version changed
+  type: bool
+state_note:
+  description: "For a restart, the sentence C(restart: in-memory state is not kept)."
+  returned: when RV(method) is V(restart)
+  type: str
+os_pid_before:
+  description: For a restart, the OS pid of the node before.
+  returned: when RV(method) is V(restart)
+  type: int
+os_pid_after:
+  description: For a restart, the OS pid of the node after (null in check mode).
+  returned: when RV(method) is V(restart)
+  type: int
+downtime_ms:
+  description:
+    - For a restart, milliseconds from the old node's last answer (to C(init:stop())) to the new node's first answer
+      with every application started.
+  returned: when RV(method) is V(restart) and not in check mode
+  type: int
+rolled_back:
+  description: For a restart, true when the node did not come up healthy on the version and was started again on the one it ran.
+  returned: when RV(method) is V(restart)
+  type: bool
+start_command:
+  description: For a restart, the command that started (in check mode, would start) the node.
+  returned: when RV(method) is V(restart)
+  type: str
+would:
+  description: In check mode, for a restart, the steps it would take.
+  returned: when RV(method) is V(restart) in check mode
+  type: list
+  elements: str
 instructions:
   description: Counts of the relup instructions that ran, by kind.
   returned: success

@@ -21,6 +21,9 @@ description:
     waits for the node and says so.
   - A relup that restarts the emulator needs the node to run with heart and a restart program; the module refuses
     it before any change otherwise, and else waits for the new emulator and then makes the version permanent.
+  - With O(strategy=restart), or O(strategy=auto) where the relup has no path from the running version, the node is
+    restarted into the version instead (its in-memory state is not kept), with a rollback to the version it ran when
+    it does not come up healthy.
   - With O(src) it does the whole path in one invocation, one task per host - unpack (as M(otp.release.unpack)),
     the ERTS checks of M(otp.release.verify_erts), the upgrade, the O(health) check, and the removal of old releases
     beyond O(keep) (as M(otp.release.remove)) - and stops at the first step that fails.
@@ -56,7 +59,7 @@ attributes:
   check_mode:
     support: full
     description:
-      - Runs C(check_install_release) only.
+      - Runs C(check_install_release) only; for a restart, lists the steps it would take in RV(would).
       - With O(src) for a version the host does not have yet, inspects the tarball and runs its ERTS checks, but does
         not unpack it, so release_handler is not asked.
   diff_mode:
@@ -79,6 +82,15 @@ EXAMPLES = r"""
       module: kvstore
       function: health
     keep: 1
+
+- name: Upgrade hot where the relup allows it, else restart the node into 3.0.0 (state is not kept)
+  otp.release.upgrade:
+    root: /opt/kvstore
+    src: dist/kvstore-3.0.0.tar.gz
+    strategy: auto
+    health:
+      module: kvstore
+      function: health
 
 - name: Upgrade, giving each process 30 s for code_change
   otp.release.upgrade:
@@ -113,10 +125,57 @@ permanent:
   returned: success
   type: bool
 restart:
-  description: Whether the emulator restarted.
+  description: Whether the emulator restarted (V(node) for a restart of the whole node, see O(strategy)).
   returned: success
   type: str
-  choices: [none, emulator, new_emulator]
+  choices: [none, emulator, new_emulator, node]
+method:
+  description:
+    - How the version changed, V(hot) or V(restart) (see O(strategy)), V(none) when nothing was to do with O(strategy)
+      V(restart) or V(auto).
+  returned: success
+  type: str
+  sample: restart
+method_reason:
+  description: Why RV(method) was chosen.
+  returned: success
+  type: str
+  sample: /opt/kvstore/releases/3.0.0/relup has no path 1.0.0 -> 3.0.0
+state_kept:
+  description: Whether the node's in-memory state was kept (false for a restart).
+  returned: when the version changed
+  type: bool
+state_note:
+  description: "For a restart, the sentence C(restart: in-memory state is not kept)."
+  returned: when RV(method) is V(restart)
+  type: str
+os_pid_before:
+  description: For a restart, the OS pid of the node before.
+  returned: when RV(method) is V(restart)
+  type: int
+os_pid_after:
+  description: For a restart, the OS pid of the node after (null in check mode).
+  returned: when RV(method) is V(restart)
+  type: int
+downtime_ms:
+  description:
+    - For a restart, milliseconds from the old node's last answer (to C(init:stop())) to the new node's first answer
+      with every application started.
+  returned: when RV(method) is V(restart) and not in check mode
+  type: int
+rolled_back:
+  description: For a restart, true when the node did not come up healthy on the version and was started again on the one it ran.
+  returned: when RV(method) is V(restart)
+  type: bool
+start_command:
+  description: For a restart, the command that started (in check mode, would start) the node.
+  returned: when RV(method) is V(restart)
+  type: str
+would:
+  description: In check mode, for a restart, the steps it would take.
+  returned: when RV(method) is V(restart) in check mode
+  type: list
+  elements: str
 instructions:
   description: Counts of the relup instructions that ran, by kind.
   returned: success

@@ -48,6 +48,8 @@ BUILDS = [
     ("2.0.0-ticker", "2.0.0-ticker", ["2.0.0-ticker", "1.0.0"], "1.0.0", True),
     ("2.0.0-ticker-purge", "2.0.0-ticker-purge", ["2.0.0-ticker-purge", "2.0.0-ticker", "1.0.0"],
      "2.0.0-ticker", True),
+    # A version whose kvstore application fails to start, so a node booting it dies; no relup (a restart).
+    ("2.0.0-crashboot", "2.0.0-crashboot", ["2.0.0"], None, True),
 ]
 
 # Changes made to a version's laid-out sources: (file, text that occurs once, replacement).
@@ -60,6 +62,7 @@ EDITS = {
          "code_change(_OldVsn, State, _Extra) ->\n    {ok, State}.\n\n", ""),
     ],
     "2.0.0-ticker-purge": [("src/kv_ticker.erl", "loop(Count + 1)", "loop(Count + 2)")],
+    "2.0.0-crashboot": [("src/kvstore_app.erl", "    kvstore_sup:start_link().", "    {error, crash_on_boot}.")],
 }
 
 REBAR_CONFIG = """\
