@@ -221,6 +221,19 @@ def make_permanent(session, version):
         raise OtpReleaseError("make_permanent(%s) failed on node %s: %s." % (version, session.node, explain(reason)), raw=answer)
 
 
+def switch_pointer(session, live, version, erts, changed):
+    """point_cold_start after the node changed: a failure (a full disk) says what the node runs and what is left."""
+    try:
+        return session.release.point_cold_start(version, erts)
+    except OSError as exc:
+        raise OtpReleaseError("Node %s runs %s now and release_handler holds it %s, but switching the cold-start pointer of %s "
+                              "failed: %s. A cold start would still boot %s. Fix the cause (free space) and run the module "
+                              "again: it will only switch the pointer." % (
+                                  live.node, version, live.states.get(version, "unknown"), session.release.root,
+                                  exc, session.release.start_version() or "the version it booted before"),
+                              changed=changed, current=live.running_version, permanent=version, pointer_switched=False)
+
+
 def change(session, to_version, direction, options, check_mode=False):
     """Upgrade or downgrade the node to to_version (None: the previous release) and report it as data."""
     started = time.monotonic()
@@ -252,7 +265,7 @@ def change(session, to_version, direction, options, check_mode=False):
                                   % (live.node, after_live.running_version, plan.to_version, states_text(after_live.states)))
         if options.permanent:
             erts = session.release.erts_of(plan.to_version) or after_live.erts
-            changed = session.release.point_cold_start(plan.to_version, erts) or changed
+            changed = switch_pointer(session, after_live, plan.to_version, erts, changed) or changed
     after = session.facts(after_live)
     return dict(after, changed=changed, from_version=plan.from_version, to_version=plan.to_version,
                 direction=plan.direction, permanent=after["permanent"] == plan.to_version, restart=restart,

@@ -26,6 +26,48 @@ from ansible_collections.otp.release.plugins.module_utils._verify import verify
 
 # What eval reports of the root: not the node's live facts, as it never talks to the node.
 LIVE_FACTS = ("running", "os_pid", "erts_running")
+# Options that name one directory or file under the root (releases/<version>/<name>.rel): one path component each.
+PATH_COMPONENTS = ("name", "version")
+# Options that become Erlang atoms, which hold at most 255 characters.
+ATOM_OPTIONS = ("module", "function", "node", "cookie", "start_apps", "failed_when_result")
+ATOM_LIMIT = 255
+PATH_LIMIT = 4095
+SECRET_OPTIONS = ("cookie",)
+DATA_OPTIONS = ("args",)  # terms for the function: any text, any length
+
+
+def _strings(value):
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [item for item in value if isinstance(item, str)]
+    if isinstance(value, dict):
+        return [item for item in value.values() if isinstance(item, str)]
+    return []
+
+
+def _shown(option, text):
+    if option in SECRET_OPTIONS:
+        return "(%d characters, not shown)" % len(text)
+    return repr(text if len(text) <= 60 else text[:60] + "...") + ("" if len(text) <= 60 else " (%d characters)" % len(text))
+
+
+def refuse_bad_values(params):
+    """Refuse option values that would leave the root or that the node cannot take, before anything runs: a version or
+    name that is not one path component, NUL characters, atoms over 255 characters, paths over PATH_MAX."""
+    for option, value in sorted(params.items()):
+        if option in DATA_OPTIONS:
+            continue
+        for text in _strings(value):
+            if "\0" in text:
+                raise OtpReleaseError("%s %s holds a NUL character, which no file name or Erlang atom can hold." % (option, _shown(option, text)))
+            limit = ATOM_LIMIT if option in ATOM_OPTIONS or option in PATH_COMPONENTS or option == "health" else PATH_LIMIT
+            if len(text.encode("utf-8")) > limit:
+                raise OtpReleaseError("%s %s is too long: at most %d bytes (%s)." % (
+                    option, _shown(option, text), limit, "an Erlang atom" if limit == ATOM_LIMIT else "a path"))
+        if option in PATH_COMPONENTS and isinstance(value, str) and (value in ("", ".", "..") or "/" in value):
+            raise OtpReleaseError("%s %s is not a plain %s: it would name a path outside releases/<version>/ of the root. Give "
+                                  "it as written in the .rel file, e.g. 2.0.0." % (option, _shown(option, value), option))
 
 
 def session_of(params):
@@ -104,7 +146,8 @@ def do_eval(params, check_mode):
     session = session_of(params).require_root()
     facts = dict((k, v) for k, v in session.facts().items() if k not in LIVE_FACTS)
     result = run_eval(session.release, params["version"], params["module"], params["function"], params["args"],
-                      params["start_apps"], params["strings_as"], params["failed_when_result"], params["timeout"], check_mode)
+                      params["start_apps"], params["strings_as"], params["failed_when_result"], params["timeout"], check_mode,
+                      max_output=params["max_output"])
     return dict(facts, **result)
 
 
@@ -119,6 +162,7 @@ def run(name):
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     started = time.monotonic()
     try:
+        refuse_bad_values(module.params)
         result = OPERATIONS[name](module.params, module.check_mode)
     except OtpReleaseError as exc:
         fields = failure_fields(exc)

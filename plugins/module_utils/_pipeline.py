@@ -66,12 +66,26 @@ def upgrade(session, version, options, source=None, health=None, keep=None, chec
         version = source.version
         if check_mode and unpacked["changed"]:
             return _check_without_unpack(session, source, options, unpacked, started)
+    try:
+        return _change_after_unpack(session, version, options, source, health, keep, check_mode, unpacked, started)
+    except OtpReleaseError as exc:
+        if unpacked is not None and unpacked["changed"] and not check_mode:
+            # the unpack happened: the failed result must say the host changed
+            exc.fields.update(changed=True, unpack=_step_fields(unpacked))
+        raise
+
+
+def _step_fields(unpacked):
+    return dict((k, unpacked.get(k)) for k in STEP_KEYS)
+
+
+def _change_after_unpack(session, version, options, source, health, keep, check_mode, unpacked, started):
     erts_checks = None
     if source is not None and session.live("change the release of").running_version != version:
         erts_checks = verify(session, version)["checks"]
     result = change(session, version, "up", options, check_mode)
     if unpacked is not None:
-        result["unpack"] = dict((k, unpacked.get(k)) for k in STEP_KEYS)
+        result["unpack"] = _step_fields(unpacked)
         result["changed"] = result["changed"] or unpacked["changed"]
     if erts_checks is not None:
         result["erts_checks"] = erts_checks
@@ -98,7 +112,7 @@ def _check_without_unpack(session, source, options, unpacked, started):
     live = session.live("change the release of")
     result = dict(session.facts(live), changed=True, from_version=live.running_version, to_version=source.version,
                   direction="up", permanent=bool(options.permanent), restart="unknown", instructions={},
-                  unpack=dict((k, unpacked.get(k)) for k in STEP_KEYS))
+                  unpack=_step_fields(unpacked))
     if source.on_host:
         result["erts_checks"] = verify(session, src=source.path, facts=source.facts)["checks"]
     result.update(dict((k, v) for k, v in unpacked.items() if k in ("erts_version", "relup_up_from", "relup_down_to", "sha256")))

@@ -111,6 +111,10 @@ def _result(session, live, before, info, changed, method, after_states=None):
 
 def unpack(session, source, check_mode=False):
     """Unpack source into the session's root as the state of the root allows (see the module's docstring)."""
+    if source.on_host and source.version and not os.path.exists(source.path):
+        known = _known_without_tarball(session, source)
+        if known is not None:
+            return known
     if source.on_host:
         source.inspect()
     elif not (source.name and source.version):
@@ -141,6 +145,18 @@ def unpack(session, source, check_mode=False):
                        after_states=dict(before, **{source.version: "unpacked"}))
     live = unpack_on_node(session, source)
     return _result(session, live, before, source.tarball_info(), True, "release_handler")
+
+
+def _known_without_tarball(session, source):
+    """A re-run whose tarball is gone: nothing to do when the node (RELEASES when it is down) knows the version."""
+    release = session.release
+    if not release.exists():
+        return None
+    live, _why = session.live_or_down()
+    states = dict(live.states) if live else dict((e["version"], e["state"]) for e in release.release_states())
+    if source.version not in states:
+        return None
+    return _result(session, live, states, _root_info(release, source.version), False, "none")
 
 
 def _node_down(session, source):
