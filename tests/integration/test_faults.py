@@ -74,8 +74,8 @@ def migrate(node):
 # Running a module's own file as Ansible runs it on a host: a process the test can signal or race.
 
 def module_process(module, args, tmpdir):
-    """Start plugins/modules/<module>.py with its arguments in a 0600 file; TMPDIR is tmpdir."""
-    args_file = Path(tmpdir) / ("args-%s-%d.json" % (module, time.monotonic_ns()))
+    """Start plugins/modules/<module>.py with its arguments in a 0600 file (next to tmpdir, not in it); TMPDIR is tmpdir."""
+    args_file = Path(tmpdir).parent / ("args-%s-%d.json" % (module, time.monotonic_ns()))
     with os.fdopen(os.open(str(args_file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
     env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONPATH=os.environ["ANSIBLE_COLLECTIONS_PATH"])
@@ -270,3 +270,196 @@ def test_diff_mode_shows_the_releases_change(world, deploy, start_node):
     for line in ("-1.0.0: old", "+1.0.0: permanent", "-2.0.0: permanent", "+2.0.0: old"):
         assert line in downgrade_part, downgrade_part
     assert node_state(node) == ("1.0.0", {"1.0.0": "permanent", "2.0.0": "old"})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Item 2: decompression bomb; item 7: unsafe member modes
+
+class Zeros(object):
+    """A file object of size zero bytes, read without holding them."""
+
+    def __init__(self, size):
+        self.left = size
+
+    def read(self, size=-1):
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        self.left -= size
+        return bytes(size)
+
+
+def tarball_variant(source, target, change=None, extra=None):
+    """A copy of a release tarball, members passed through change(info) and extra [(TarInfo, fileobj)] appended,
+    written as a stream (nothing held in memory)."""
+    with tarfile.open(source) as src, tarfile.open(target, "w:gz", compresslevel=1) as dest:
+        for info in src:
+            if change:
+                change(info)
+            dest.addfile(info, src.extractfile(info) if info.isfile() else None)
+        for info, data in extra or []:
+            dest.addfile(info, data)
+    return target
+
+
+@pytest.fixture(scope="module")
+def bomb(world, tmp_path_factory):
+    """World 2.0.0 plus lib/kvstore-2.0.0/priv/zeros of 2 GiB: a tarball of a few MB."""
+    member = tarfile.TarInfo("lib/kvstore-2.0.0/priv/zeros")
+    member.size, member.mode = 2 * GIB, 0o644
+    target = tmp_path_factory.mktemp("bomb") / "kvstore-2.0.0.tar.gz"
+    tarball_variant(world["2.0.0"], target, extra=[(member, Zeros(member.size))])
+    assert target.stat().st_size < 64 << 20
+    return target
+
+
+def node_memory(node):
+    return int(node.rpc("erlang:memory(total)"))
+
+
+@pytest.mark.parametrize("remote_src", [False, True], ids=["checked-on-controller", "checked-on-host"])
+def test_a_decompression_bomb_is_refused_before_release_handler_sees_it(bomb, deploy, start_node, remote_src):
+    """Item 2: a 2 GiB member in a tarball of a few MB. Before the limits release_handler unpacked it inside the live
+    node (63 MB -> 4.29 GB of node memory, 2.1 GB written into the root); now the tarball is refused from its member
+    headers, on the controller or on the host, and neither the node's memory nor the root changes."""
+    node = start_node(deploy("1.0.0"))
+    before_files, before_memory = listing(node.root), node_memory(node)
+    started = time.monotonic()
+    rc, result = run("unpack", node.root, src=str(bomb), remote_src=remote_src)
+    assert_failed(rc, result, "decompression bomb", "lib/kvstore-2.0.0/priv/zeros", "Nothing was written")
+    assert time.monotonic() - started < 60
+    assert listing(node.root) == before_files
+    assert node_state(node) == ("1.0.0", {"1.0.0": "permanent"})
+    assert node_memory(node) < before_memory + (32 << 20)
+    # a limit raised for a large release still holds one member to ten times the tarball's size
+    rc, raised = run("unpack", node.root, src=str(bomb), remote_src=remote_src, max_unpacked_size=4 * GIB)
+    assert_failed(rc, raised, "decompression bomb")
+    assert listing(node.root) == before_files
+
+
+def test_a_decompression_bomb_is_refused_for_a_first_install(bomb, tmp_path):
+    """Item 2, first install: nothing is created, not even the root directory."""
+    root = tmp_path / "fresh"
+    rc, result = run("unpack", root, src=str(bomb), remote_src=True)
+    assert_failed(rc, result, "decompression bomb")
+    assert os.listdir(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("mode", [0o6777, 0o666, 0o4755], ids=oct)
+def test_unsafe_member_modes_are_refused_on_both_paths(world, deploy, start_node, tmp_path, mode):
+    """Item 7: a setuid/setgid or world-writable member was installed as is next to a running node (the first install
+    stripped it: the two paths disagreed). Both refuse it now, and write nothing."""
+    def unsafe(info):
+        if info.name == "lib/kvstore-2.0.0/ebin/kvstore.beam":
+            info.mode = mode
+    tarball = tarball_variant(world["2.0.0"], tmp_path / "kvstore-2.0.0.tar.gz", change=unsafe)
+    node = start_node(deploy("1.0.0"))
+    before = listing(node.root)
+    rc, result = run("unpack", node.root, src=str(tarball))
+    assert_failed(rc, result, "lib/kvstore-2.0.0/ebin/kvstore.beam", "%04o" % mode)
+    assert listing(node.root) == before and node_state(node) == ("1.0.0", {"1.0.0": "permanent"})
+    fresh = tmp_path / "fresh"
+    rc, result = run("unpack", fresh, src=str(tarball), remote_src=True)
+    assert_failed(rc, result, "lib/kvstore-2.0.0/ebin/kvstore.beam", "%04o" % mode)
+    assert not fresh.exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Item 3: the cookie's private HOME after SIGTERM and SIGKILL
+
+def test_sigterm_mid_call_leaves_no_cookie_and_a_killed_runs_home_is_swept(deploy, start_node, tmp_path):
+    """Item 3: the module is signalled while its call hangs on a SIGSTOPped node (the private HOME with the cookie
+    exists then). Before, 7 of 7 kills left HOME/.erlang.cookie in TMPDIR and no run removed it. Now SIGTERM removes it
+    (and the erl_call child) at once, and the HOME a SIGKILL leaves is removed by the next run."""
+    node = start_node(deploy("1.0.0"))
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    args = dict(root=str(node.root), cookie=node.cookie, timeout=30)
+    with stopped(node.pid):
+        run_ = module_process("info", args, tmpdir)
+        wait_for(lambda: children_of(run_.pid, "erl_call"), what="erl_call started")
+        assert homes_and_cookies(tmpdir, node.cookie)[0], "the private HOME exists during the call"
+        calling = children_of(run_.pid, "erl_call")
+        run_.send_signal(signal.SIGTERM)
+        run_.communicate(timeout=30)
+        assert run_.returncode != 0
+        assert homes_and_cookies(tmpdir, node.cookie) == ([], [])
+        assert not any(kvworld.pid_alive(pid) for pid in calling)
+
+        killed = module_process("info", args, tmpdir)
+        wait_for(lambda: children_of(killed.pid, "erl_call"), what="erl_call started")
+        orphans = children_of(killed.pid, "erl_call")
+        killed.kill()
+        killed.communicate(timeout=30)
+        for pid in orphans:  # a SIGKILLed module cannot end its child: the test does, by its pid
+            os.kill(pid, signal.SIGKILL)
+        homes, holding = homes_and_cookies(tmpdir, node.cookie)
+        assert homes == ["otp-release-home-%d-%s" % (killed.pid, homes[0].rsplit("-", 1)[1])] and holding
+    after = module_result(module_process("info", args, tmpdir))
+    assert after.get("running") is True and not after.get("failed"), after
+    assert homes_and_cookies(tmpdir, node.cookie) == ([], [])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Item 4: parallel calls to one node; item 5: parallel changes of one root
+
+def test_six_parallel_module_runs_on_one_node_all_succeed(world, deploy, start_node, tmp_path):
+    """Item 4: erl_call's fixed client name made parallel calls collide, reported as a wrong cookie (6 of 6 parallel
+    unpacks). Six info runs and six unpack runs of the same version, started together, all succeed now."""
+    node = start_node(deploy("1.0.0"))
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    infos = [module_process("info", dict(root=str(node.root)), tmpdir) for _ in range(6)]
+    results = [module_result(p) for p in infos]
+    assert all(r.get("running") is True and r["current"] == "1.0.0" and not r.get("failed") for r in results), results
+    tarball = tmp_path / "kvstore-2.0.0.tar.gz"
+    shutil.copy(world["2.0.0"], tarball)
+    unpacks = [module_process("unpack", dict(root=str(node.root), src=str(tarball), remote_src=True), tmpdir)
+               for _ in range(6)]
+    results = [module_result(p) for p in unpacks]
+    assert all(not r.get("failed") for r in results), [r.get("msg") for r in results]
+    assert sorted(r["changed"] for r in results) == [False] * 5 + [True]
+    assert node_state(node) == ("1.0.0", {"1.0.0": "permanent", "2.0.0": "unpacked"})
+
+
+def test_parallel_upgrade_and_downgrade_on_one_root_report_the_truth(world, deploy, start_node, tmp_path):
+    """Item 5: without a lock, parallel upgrade and downgrade runs raced and losers reported "Nothing was changed; the
+    node still runs 1.0.0" or "rolled it back" while the node ran 2.0.0. With the per-root lock the runs take turns:
+    in the order they finished, each one's from_version is what the one before left, and the last one's current is
+    what the node runs."""
+    node = start_node(deploy("1.0.0"))
+    place_tarball(world, node, "2.0.0")
+    migrate(node)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    for _round in range(3):
+        runs = [module_process("upgrade", dict(root=str(node.root), version="2.0.0"), tmpdir),
+                module_process("downgrade", dict(root=str(node.root), version="1.0.0"), tmpdir)]
+        results = [module_result(process) for process in runs]
+        for result in results:
+            assert not result.get("failed"), result.get("msg")
+        # the lock serialises them: one of the two went first; replay both orders and keep the one that fits
+        fits = []
+        for order in (results, list(reversed(results))):
+            version = order[0]["from_version"]
+            ok = True
+            for result in order:
+                ok = ok and result["from_version"] == version
+                version = result["to_version"]
+                ok = ok and result["current"] == version
+            fits.append(ok and version == node_state(node)[0])
+        assert any(fits), results
+        loaded, states = node_state(node)
+        assert states[loaded] == "permanent"
+
+    # a holder that does not let go: the run waits its timeout, then says who holds the lock and changes nothing
+    before = node_state(node)
+    fd = os.open(str(node.root / "releases"), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        started = time.monotonic()
+        rc, result = run("upgrade", node.root, version="2.0.0", timeout=2)
+        waited = time.monotonic() - started
+    finally:
+        os.close(fd)
+    assert_failed(rc, result, "Another run holds the lock of %s" % (node.root / "releases"), "pid %d" % os.getpid(),
+                  "Nothing was changed")
+    assert waited >= 2 and node_state(node) == before
