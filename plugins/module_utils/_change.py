@@ -222,9 +222,11 @@ def make_permanent(session, version):
 
 
 def switch_pointer(session, live, version, erts, changed):
-    """point_cold_start after the node changed: a failure (a full disk) says what the node runs and what is left."""
+    """point_cold_start after the node changed; returns the version a cold start booted before when the pointer was
+    switched, else None. A failure (a full disk) says what the node runs and what is left."""
+    booted = session.release.start_version()
     try:
-        return session.release.point_cold_start(version, erts)
+        return (booted or "unknown") if session.release.point_cold_start(version, erts) else None
     except OSError as exc:
         raise OtpReleaseError("Node %s runs %s now and release_handler holds it %s, but switching the cold-start pointer of %s "
                               "failed: %s. A cold start would still boot %s. Fix the cause (free space) and run the module "
@@ -243,6 +245,7 @@ def change(session, to_version, direction, options, check_mode=False):
     changed = False
     restart = "none"
     after_live = live
+    pointer_was = None
     if plan.direction == "none":
         if options.permanent and plan.states.get(plan.to_version) != "permanent":
             changed = True
@@ -265,11 +268,18 @@ def change(session, to_version, direction, options, check_mode=False):
                                   % (live.node, after_live.running_version, plan.to_version, states_text(after_live.states)))
         if options.permanent:
             erts = session.release.erts_of(plan.to_version) or after_live.erts
-            changed = switch_pointer(session, after_live, plan.to_version, erts, changed) or changed
+            pointer_was = switch_pointer(session, after_live, plan.to_version, erts, changed)
+            changed = changed or pointer_was is not None
     after = session.facts(after_live)
+    warnings = []
+    if plan.direction == "none" and pointer_was is not None:
+        warnings.append("A cold start of %s would have booted %s although %s was permanent (an earlier run stopped before "
+                        "switching the cold-start pointer): it boots %s now." % (session.release.root, pointer_was,
+                                                                                  plan.to_version, plan.to_version))
     return dict(after, changed=changed, from_version=plan.from_version, to_version=plan.to_version,
                 direction=plan.direction, permanent=after["permanent"] == plan.to_version, restart=restart,
                 instructions=instruction_summary(plan.instructions),
                 diff=dict(before=states_yaml(dict((e["version"], e["state"]) for e in before["releases"])),
                           after=states_yaml(dict((e["version"], e["state"]) for e in after["releases"]))),
+                pointer_switched=pointer_was is not None, warnings=warnings,
                 duration_ms=int((time.monotonic() - started) * 1000))

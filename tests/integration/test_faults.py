@@ -463,3 +463,82 @@ def test_parallel_upgrade_and_downgrade_on_one_root_report_the_truth(world, depl
     assert_failed(rc, result, "Another run holds the lock of %s" % (node.root / "releases"), "pid %d" % os.getpid(),
                   "Nothing was changed")
     assert waited >= 2 and node_state(node) == before
+
+
+# ---------------------------------------------------------------------------------------------------
+# Item 9: a full disk after the upgrade happened; the free-space check of unpack
+
+@contextlib.contextmanager
+def small_filesystem(directory, size):
+    """directory's files moved onto a tmpfs of size bytes mounted over it (unmounted afterwards)."""
+    directory = Path(directory)
+    saved = Path(tempfile.mkdtemp(prefix="faults-saved-"))
+    for entry in directory.iterdir():
+        shutil.copy2(str(entry), str(saved / entry.name)) if entry.is_file() else shutil.copytree(str(entry), str(saved / entry.name))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0755" % size, "tmpfs", str(directory)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    if mounted.returncode != 0:
+        shutil.rmtree(str(saved))
+        pytest.skip("this machine cannot mount a small tmpfs (needs root): %s" % mounted.stdout.strip())
+    try:
+        for entry in saved.iterdir():
+            shutil.copy2(str(entry), str(directory / entry.name)) if entry.is_file() else shutil.copytree(str(entry), str(directory / entry.name))
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
+        shutil.rmtree(str(saved))
+
+
+def fill(directory):
+    """Write a file into directory until its file system is full; returns its path."""
+    filler = Path(directory) / "filler"
+    fd = os.open(str(filler), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for size in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, bytes(size))
+            except OSError:
+                continue
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_disk_after_the_upgrade_says_what_runs_and_what_is_left(world, deploy, start_node):
+    """Item 9: bin/ on a full file system, so the cold-start pointer (bin/kvstore) cannot be switched after the node
+    went to 2.0.0 permanent. Before, the run ended in a raw [Errno 28]; now it says that the node runs 2.0.0
+    permanent, that only the pointer is left, and a re-run once there is space switches it."""
+    node = start_node(deploy("1.0.0"))
+    place_tarball(world, node, "2.0.0")
+    migrate(node)
+    bin_dir = node.root / "bin"
+    with small_filesystem(bin_dir, 1 << 20):
+        filler = fill(bin_dir)
+        rc, result = run("upgrade", node.root, version="2.0.0")
+        assert_failed(rc, result, "runs 2.0.0", "permanent", "cold-start pointer", "No space left on device",
+                      "run the module again")
+        assert result["changed"] is True and result["current"] == "2.0.0" and result["pointer_switched"] is False
+        assert node_state(node) == ("2.0.0", {"1.0.0": "old", "2.0.0": "permanent"})
+        assert (bin_dir / "kvstore").read_bytes() == (bin_dir / "kvstore-1.0.0").read_bytes()
+        assert not [p.name for p in bin_dir.iterdir() if p.name.startswith(".otp-release-")]
+        filler.unlink()
+        rc, again = run("upgrade", node.root, version="2.0.0")
+        assert_ok(rc, again)
+        assert (again["changed"], again["direction"], again["start_version"], again["pointer_switched"]) == (True, "none", "2.0.0", True)
+        assert (bin_dir / "kvstore").read_bytes() == (bin_dir / "kvstore-2.0.0").read_bytes()
+        assert node_state(node) == ("2.0.0", {"1.0.0": "old", "2.0.0": "permanent"})
+
+
+def test_unpack_checks_the_free_space_of_the_root(world, deploy, start_node, tmp_path):
+    """Item 2, free space: a root on a file system without room for the unpacked release is refused before the
+    tarball is placed, so release_handler never fills the disk under a live node."""
+    mount_point = tmp_path / "fs"
+    mount_point.mkdir()
+    with small_filesystem(mount_point, 24 << 20):
+        node = start_node(deploy("1.0.0", mount_point / "root"))
+        before = listing(node.root)
+        rc, result = run("unpack", node.root, src=world["2.0.0"])
+        assert_failed(rc, result, "bytes", "free", "Nothing was changed")
+        assert listing(node.root) == before and node_state(node) == ("1.0.0", {"1.0.0": "permanent"})
+        node.stop()
