@@ -17,11 +17,13 @@ VENV=${VENV:-$REPO/.venv}
 case $VENV in /*) ;; *) VENV=$PWD/$VENV ;; esac
 
 # erl_call and sasl come with erlang-base; rebar3 pulls in erlang-dev and the other tools it needs;
-# elixir brings mix, which builds the kvex world with `mix release`.
+# elixir brings mix, which builds the kvex world with `mix release`. openssh-server, sudo and acl serve
+# the SSH test fleet (tests/integration/fleet.py): an sshd of its own on 127.0.0.2-4, a login user with
+# sudo, and setfacl for become_user to an unprivileged user.
 DEBIAN_PACKAGES=(
     erlang-base erlang-dev erlang-tools erlang-runtime-tools erlang-crypto erlang-public-key
     erlang-ssl erlang-inets erlang-syntax-tools erlang-parsetools erlang-asn1
-    rebar3 erlang-p1-sqlite3 elixir git python3-venv shellcheck
+    rebar3 erlang-p1-sqlite3 elixir git python3-venv shellcheck openssh-server sudo acl
 )
 # Test tools on top of requirements.txt; mock, pytest-mock, pytest-xdist and pyyaml are what
 # `ansible-test units` expects when it runs without installing anything itself.
@@ -57,7 +59,7 @@ ensure_system() {
     command -v apt-get >/dev/null || die "not a Debian system; install these by hand: ${missing[*]}"
     say "installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
-    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    as_root apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}"
 }
 
 # Prints "<minor> <path>" when the interpreter really runs (a pyenv shim for a version that is

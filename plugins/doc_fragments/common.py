@@ -43,6 +43,13 @@ options:
       - Seconds to wait for the node to answer one call, and for a restarted node to come back.
     type: int
     default: 60
+  epmd_port:
+    description:
+      - The port of the epmd that the node registers with, when it is not the default 4369.
+      - When omitted it is taken from the running node (its C(-epmd_port) flag or C(ERL_EPMD_PORT)), else from
+        C(ERL_EPMD_PORT) of the task's environment.
+      - It matters most for a node that is down, whose diagnosis asks epmd.
+    type: int
   channel:
     description:
       - How to reach the node.

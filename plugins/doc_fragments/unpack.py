@@ -56,6 +56,16 @@ options:
         least 64 MiB. A release compresses 3 to 5 times; a decompression bomb hundreds of times.
       - The host must also have that much free space, plus the tarball's size, in the root's file system.
     type: int
+  owner:
+    description:
+      - The user that owns the files of a first install into an empty or missing root.
+      - By default the owner of the root directory (of its parent when it is missing). On a running node every
+        file the module writes belongs to the node's OS user, whatever O(owner) says.
+    type: str
+  group:
+    description:
+      - The group of the files of a first install; by default O(owner)'s group, else the root directory's.
+    type: str
 requirements:
   - cryptography >= 3.0 on the controller, for O(signature).
 """

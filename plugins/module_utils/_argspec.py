@@ -14,6 +14,7 @@ COMMON = dict(
     cookie=dict(type="str", no_log=True),
     cookie_file=dict(type="path"),
     timeout=dict(type="int", default=60),
+    epmd_port=dict(type="int"),
     channel=dict(type="str", default="auto", choices=["auto", "erl_call", "hidden_vm"]),
 )
 SOURCE = dict(
@@ -25,6 +26,8 @@ SOURCE = dict(
     public_key=dict(type="str", no_log=False),
     allow_missing_erts=dict(type="bool", default=False),
     max_unpacked_size=dict(type="int"),
+    owner=dict(type="str"),
+    group=dict(type="str"),
 )
 CHANGE = dict(
     version=dict(type="str"),

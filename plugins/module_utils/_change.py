@@ -39,7 +39,7 @@ class Plan(object):
         self.states = states
 
 
-def plan_change(release, node, states, to_version, direction):
+def plan_change(release, node, states, to_version, direction, broken=()):
     """Preflight of an upgrade or downgrade from {version: state}; raises naming what is wrong and what to do."""
     releases = [dict(version=v, state=s) for v, s in states.items()]
     running = Live("", 0, "", [(v, s, []) for v, s in states.items()]).running_version
@@ -58,6 +58,11 @@ def plan_change(release, node, states, to_version, direction):
         raise OtpReleaseError("%s is older than the running %s on node %s: use otp.release.downgrade to go back." % (to_version, running, node))
     if direction == "down" and newer:
         raise OtpReleaseError("%s is newer than the running %s on node %s: use otp.release.upgrade to go forward." % (to_version, running, node))
+    if direction == "down" and to_version in broken:
+        raise OtpReleaseError("Version %s is known to release_handler on node %s with no applications (its own entry for a root "
+                              "deployed without RELEASES), so a downgrade to it would crash inside release_handler. Run "
+                              "otp.release.unpack (or otp.release.upgrade) once: it rewrites that entry from releases/%s/%s.rel. "
+                              "Nothing was changed." % (to_version, node, to_version, release.name))
     if direction == "down" and states[to_version] not in ("old", "permanent"):
         raise OtpReleaseError("Version %s is %s on node %s, not an old release: a downgrade goes back to a release this node ran "
                               "before." % (to_version, states[to_version], node))
@@ -77,6 +82,19 @@ def plan_change(release, node, states, to_version, direction):
                                                         "up from" if direction == "up" else "down to",
                                                         ", ".join(covered) or "nothing", running, to_version))
     return Plan(running, to_version, direction, instructions, states)
+
+
+def refuse_code_mismatch(live):
+    """The node must run the code release_handler believes it runs, or the relup would be applied to other code."""
+    if not live.code_mismatch:
+        return
+    runs = live.code_version()
+    believed = live.running_version
+    raise OtpReleaseError("Node %s runs %s (init:script_id() says it booted %s, and its loaded applications are %s's), but "
+                          "release_handler believes %s runs (%s): a relup would be applied to code it was not made for. "
+                          "Nothing was changed. Bring them in line first: point the cold start at %s and restart the node, "
+                          "or make %s permanent again with release_handler:make_permanent/1."
+                          % (live.node, runs, live.script_version, runs, believed, states_text(live.states), believed, runs))
 
 
 def check_restart_program(session, live, plan):
@@ -226,7 +244,7 @@ def switch_pointer(session, live, version, erts, changed):
     switched, else None. A failure (a full disk) says what the node runs and what is left."""
     booted = session.release.start_version()
     try:
-        return (booted or "unknown") if session.release.point_cold_start(version, erts) else None
+        return (booted or "unknown") if session.release.point_cold_start(version, erts, session.node_env(), session.owner()) else None
     except OSError as exc:
         raise OtpReleaseError("Node %s runs %s now and release_handler holds it %s, but switching the cold-start pointer of %s "
                               "failed: %s. A cold start would still boot %s. Fix the cause (free space) and run the module "
@@ -240,7 +258,8 @@ def change(session, to_version, direction, options, check_mode=False):
     """Upgrade or downgrade the node to to_version (None: the previous release) and report it as data."""
     started = time.monotonic()
     live = session.live("change the release of")
-    plan = plan_change(session.release, live.node, live.states, to_version, direction)
+    refuse_code_mismatch(live)
+    plan = plan_change(session.release, live.node, live.states, to_version, direction, live.broken_versions)
     before = session.facts(live)
     changed = False
     restart = "none"

@@ -38,13 +38,44 @@ def same_bytes(a, b):
         return first.read() == second.read()
 
 
-def _take_over(temp, path, mode):
-    """Give temp the owner, group and mode of the file at path (when there is one), then rename it there."""
+def chown_to(path, owner):
+    """Give path the owner (uid, gid), when one is given and it is not path's already (only root can)."""
+    if owner is None:
+        return
+    current = os.lstat(path)
+    if (current.st_uid, current.st_gid) != tuple(owner):
+        os.lchown(path, owner[0], owner[1])
+
+
+def give_tree(top, owner):
+    """chown_to every file and directory under top (top included)."""
+    if owner is None:
+        return
+    chown_to(top, owner)
+    for directory, dirs, files in os.walk(top):
+        for name in dirs + files:
+            chown_to(os.path.join(directory, name), owner)
+
+
+def makedirs_owned(path, owner, mode=0o755):
+    """os.makedirs, giving each directory it creates the owner."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        os.mkdir(directory, mode)
+        chown_to(directory, owner)
+
+
+def _take_over(temp, path, mode, owner):
+    """Give temp the owner, group and mode of the file at path (when there is one, else owner and mode), then rename
+    it there."""
     if os.path.exists(path):
         existing = os.stat(path)
         mode = existing.st_mode & 0o7777
-        if hasattr(os, "chown") and (existing.st_uid, existing.st_gid) != (os.getuid(), os.getgid()):
-            os.chown(temp, existing.st_uid, existing.st_gid)
+        owner = (existing.st_uid, existing.st_gid)
+    chown_to(temp, owner)
     os.chmod(temp, mode)
     os.rename(temp, path)
 
@@ -55,38 +86,39 @@ def _temp_in(directory):
     return temp
 
 
-def place(path, write, mode=0o644):
-    """Atomically make path hold what write(temp_path) writes to a temporary file next to it."""
+def place(path, write, mode=0o644, owner=None):
+    """Atomically make path hold what write(temp_path) writes to a temporary file next to it. A new file gets owner
+    (uid, gid) and mode; a replaced one keeps its own."""
     temp = _temp_in(os.path.dirname(path))
     try:
         write(temp)
-        _take_over(temp, path, mode)
+        _take_over(temp, path, mode, owner)
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
 
 
-def copy_file(source, path, mode=None):
+def copy_file(source, path, mode=None, owner=None):
     """Atomically put a copy of source at path (mode: source's unless path exists or mode is given)."""
     place(path, lambda temp: shutil.copyfile(source, temp),
-          mode if mode is not None else os.stat(source).st_mode & 0o7777)
+          mode if mode is not None else os.stat(source).st_mode & 0o7777, owner)
 
 
-def write_text(path, text, mode=0o644):
+def write_text(path, text, mode=0o644, owner=None):
     def write(temp):
         with open(temp, "w", encoding="utf-8") as handle:
             handle.write(text)
-    place(path, write, mode)
+    place(path, write, mode, owner)
 
 
-def write_if_changed(path, text):
+def write_if_changed(path, text, owner=None):
     """Write text (plus a newline) to path unless it holds it already; True when the file changed."""
     if os.path.exists(path):
         with open(path, encoding="utf-8", errors="replace") as handle:
             if handle.read().strip() == text:
                 return False
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_text(path, text + "\n")
+    makedirs_owned(os.path.dirname(path), owner)
+    write_text(path, text + "\n", owner=owner)
     return True
 
 

@@ -122,7 +122,7 @@ def _vm_args(release, process):
     return [], None
 
 
-def _node_name(node, process, proc_env, vm_args, vm_args_source):
+def _node_name(release, node, process, proc_env, vm_args, vm_args_source):
     if node:
         return node, "option node"
     if process:
@@ -134,6 +134,8 @@ def _node_name(node, process, proc_env, vm_args, vm_args_source):
             return node_from_flag(flag, value), vm_args_source
     if proc_env.get("RELEASE_NODE"):
         return proc_env["RELEASE_NODE"], "RELEASE_NODE of process %d" % process.pid
+    if release.producer == "mix":
+        return node_from_flag("-sname", release.name), "mix default (RELEASE_NODE unset: the release name, short names)"
     return None, None
 
 
@@ -158,15 +160,18 @@ def _cookie(release, cookie, cookie_file, process, proc_env, vm_args, vm_args_so
     return None, None
 
 
-def discover(release, node=None, cookie=None, cookie_file=None):
-    """The Identity of the node serving release (a ReleaseRoot)."""
+def discover(release, node=None, cookie=None, cookie_file=None, epmd_port=None):
+    """The Identity of the node serving release (a ReleaseRoot). epmd_port: the option, which wins over the node's
+    own -epmd_port or ERL_EPMD_PORT, which win over this process's ERL_EPMD_PORT."""
     process = find_node_process(release.root)
     proc_env = process.environ() if process else {}
     env = {}
-    epmd_port = (process.flag("-epmd_port") if process else None) or proc_env.get("ERL_EPMD_PORT")
-    if epmd_port and "ERL_EPMD_PORT" not in os.environ:
-        env["ERL_EPMD_PORT"] = epmd_port
+    found_port = (process.flag("-epmd_port") if process else None) or proc_env.get("ERL_EPMD_PORT")
+    if epmd_port:
+        env["ERL_EPMD_PORT"] = str(epmd_port)
+    elif found_port and "ERL_EPMD_PORT" not in os.environ:
+        env["ERL_EPMD_PORT"] = found_port
     vm_args, vm_args_source = _vm_args(release, process)
-    node, node_source = _node_name(node, process, proc_env, vm_args, vm_args_source)
+    node, node_source = _node_name(release, node, process, proc_env, vm_args, vm_args_source)
     cookie, cookie_source = _cookie(release, cookie, cookie_file, process, proc_env, vm_args, vm_args_source)
     return Identity(node, node_source, cookie, cookie_source, process, env)

@@ -72,7 +72,7 @@ def refuse_bad_values(params):
 
 def session_of(params):
     return Session(params["root"], params.get("name"), params.get("node"), params.get("cookie"), params.get("cookie_file"),
-                   params.get("timeout") or 60, params.get("channel") or "auto")
+                   params.get("timeout") or 60, params.get("channel") or "auto", epmd_port=params.get("epmd_port"))
 
 
 def source_of(params):
@@ -84,7 +84,7 @@ def source_of(params):
     if not params.get("src"):
         return None
     return Source(params["src"], params["remote_src"], params.get("name"), params.get("version"), params.get("checksum"),
-                  params.get("allow_missing_erts"), params.get("max_unpacked_size"))
+                  params.get("allow_missing_erts"), params.get("max_unpacked_size"), params.get("owner"), params.get("group"))
 
 
 def change_options(params):
@@ -93,7 +93,9 @@ def change_options(params):
 
 @contextlib.contextmanager
 def changing(session, check_mode):
-    """A run that may change the root holds its lock; check mode changes nothing and takes none."""
+    """A run that may change the root must be able to act as the node's user, and holds the root's lock; check mode
+    refuses the same but changes nothing and takes no lock."""
+    session.require_owner()
     if check_mode:
         yield
         return

@@ -12,6 +12,7 @@ from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, 
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError, show_term
 from ansible_collections.otp.release.plugins.module_utils._change import change
 from ansible_collections.otp.release.plugins.module_utils._remove import remove_releases
+from ansible_collections.otp.release.plugins.module_utils._repair import repair_releases
 from ansible_collections.otp.release.plugins.module_utils._unpack import unpack
 from ansible_collections.otp.release.plugins.module_utils._verify import verify
 
@@ -80,10 +81,14 @@ def _step_fields(unpacked):
 
 
 def _change_after_unpack(session, version, options, source, health, keep, check_mode, unpacked, started):
+    repaired = unpacked.get("repaired_releases", []) if unpacked else repair_releases(
+        session, session.live("change the release of"), check_mode)[1]
     erts_checks = None
     if source is not None and session.live("change the release of").running_version != version:
         erts_checks = verify(session, version)["checks"]
     result = change(session, version, "up", options, check_mode)
+    result["repaired_releases"] = repaired
+    result["changed"] = result["changed"] or bool(repaired)
     if unpacked is not None:
         result["unpack"] = _step_fields(unpacked)
         result["changed"] = result["changed"] or unpacked["changed"]

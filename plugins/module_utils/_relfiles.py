@@ -57,11 +57,21 @@ def parse_releases(terms):
     return entries
 
 
+def releases_file_text(entries):
+    """RELEASES as release_handler writes it, for entries {name, version, erts, libs: [(app, vsn, lib dir)], state}."""
+    terms = [(Atom("release"), e["name"], e["version"], e["erts"], [(Atom(app), vsn, lib_dir) for app, vsn, lib_dir in e["libs"]],
+              Atom(e["state"])) for e in entries]
+    return "%% coding: utf-8\n" + format_term(terms) + ".\n"
+
+
+def rel_libs(applications):
+    """[(app, vsn, lib dir)] of a .rel's [(app, vsn)], with the lib dirs relative to the root."""
+    return [(app, vsn, "lib/%s-%s" % (app, vsn)) for app, vsn in applications]
+
+
 def releases_text(name, version, erts, applications, state="permanent"):
     """RELEASES as release_handler writes it, for one version and its [(app, vsn)]."""
-    libs = [(Atom(app), vsn, "lib/%s-%s" % (app, vsn)) for app, vsn in applications]
-    entry = (Atom("release"), name, version, erts, libs, Atom(state))
-    return "%% coding: utf-8\n" + format_term([entry]) + ".\n"
+    return releases_file_text([dict(name=name, version=version, erts=erts, libs=rel_libs(applications), state=state)])
 
 
 def parse_start_erl_data(text):

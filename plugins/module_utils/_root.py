@@ -105,8 +105,13 @@ class ReleaseRoot(object):
         return None
 
     def erts_of(self, version):
+        """The ERTS version of a version (None when unknown; never release_handler's "undefined")."""
         contents = self.version_contents(version)
-        return contents[0] if contents else None
+        return contents[0] if contents and contents[0] != "undefined" else None
+
+    def broken_versions(self):
+        """Versions whose RELEASES entry has no applications (release_handler's own entry for a root without one)."""
+        return [e["version"] for e in self.releases_file() if not e["libs"]]
 
     def versions(self):
         """Versions with a .rel on disk, oldest first."""
@@ -143,34 +148,47 @@ class ReleaseRoot(object):
             return "mix"
         return "unknown"
 
-    def start_version(self):
-        """The version a cold start of bin/<name> would boot, or None when it cannot be told."""
+    def start_pointer(self, env=None):
+        """The file a cold start reads to pick its version: relx's bin/<name>, Distillery's start_erl.data in
+        $RELEASE_MUTABLE_DIR (default <root>/var) or $START_ERL_DATA, mix's releases/start_erl.data. env: the
+        running node's environment, which a start script of the same deployment gets too. None: unknown producer."""
+        env = env or {}
         producer = self.producer
         if producer == "relx":
-            match = re.search(r'^REL_VSN="([^"]+)"', read_text(self.path("bin", self.name)), re.M)
+            return self.path("bin", self.name)
+        if producer == "distillery":
+            if env.get("START_ERL_DATA"):
+                return env["START_ERL_DATA"]
+            return os.path.join(env.get("RELEASE_MUTABLE_DIR") or self.path("var"), "start_erl.data")
+        if producer == "mix":
+            return self.path("releases", "start_erl.data")
+        return None
+
+    def start_version(self, env=None):
+        """The version a cold start of bin/<name> would boot, or None when it cannot be told."""
+        pointer = self.start_pointer(env)
+        if self.producer == "relx":
+            match = re.search(r'^REL_VSN="([^"]+)"', read_text(pointer), re.M)
             if match:
                 return match.group(1)
-        if producer == "distillery":
-            start = self.start_erl_data(self.path("var", "start_erl.data"))
+        elif pointer:
+            start = self.start_erl_data(pointer)
             if start:
                 return start[1]
         start = self.start_erl_data()
         return start[1] if start else None
 
-    def point_cold_start(self, version, erts):
+    def point_cold_start(self, version, erts, env=None, owner=None):
         """Make a cold start of bin/<name> boot this version, whatever built the release. True when a file changed."""
-        producer = self.producer
-        if producer == "relx":
+        pointer = self.start_pointer(env)
+        if self.producer == "relx":
             versioned = self.path("bin", "%s-%s" % (self.name, version))
-            script = self.path("bin", self.name)
-            if os.path.isfile(versioned) and not same_bytes(versioned, script):
-                copy_file(versioned, script)
+            if os.path.isfile(versioned) and not same_bytes(versioned, pointer):
+                copy_file(versioned, pointer, owner=owner)
                 return True
             return False
-        if producer == "distillery":
-            return write_if_changed(self.path("var", "start_erl.data"), "%s %s" % (erts, version))
-        if producer == "mix":
-            return write_if_changed(self.path("releases", "start_erl.data"), "%s %s" % (erts, version))
+        if pointer:
+            return write_if_changed(pointer, "%s %s" % (erts, version), owner=owner)
         return False
 
     def start_scripts(self, versions):

@@ -8,6 +8,8 @@ asked again only after a change (refresh)."""
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
 
 from ansible_collections.otp.release.plugins.module_utils._errors import NODE_DOWN, NodeError, OtpReleaseError
 from ansible_collections.otp.release.plugins.module_utils._files import hold_lock
@@ -21,8 +23,16 @@ from ansible_collections.otp.release.plugins.module_utils._versions import curre
 LIVE_EXPR = (
     "{node(), list_to_integer(os:getpid()), erlang:system_info(version), "
     "[{V, S, Libs} || {_, V, Libs, S} <- release_handler:which_releases()], "
-    "whereis(application_controller), whereis(heart) =/= undefined, application:get_env(sasl, start_prg)}"
+    "whereis(application_controller), whereis(heart) =/= undefined, application:get_env(sasl, start_prg), "
+    "element(2, init:script_id()), [{A, V} || {A, _, V} <- application:which_applications()]}"
 )
+
+
+def user_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return "uid %d" % uid
 
 
 def states_text(states):
@@ -37,9 +47,10 @@ def states_yaml(states):
 
 class Live(object):
     """What the node says of itself (LIVE_EXPR): node, os_pid, erts, {version: state}, {version: ["app-vsn"]},
-    boot marker, heart running, sasl start_prg."""
+    boot marker, heart running, sasl start_prg, the version it booted (init:script_id()), {app: vsn} loaded."""
 
-    def __init__(self, node, os_pid, erts, releases, boot_marker=None, heart=False, start_prg=None):
+    def __init__(self, node, os_pid, erts, releases, boot_marker=None, heart=False, start_prg=None, script_version=None,
+                 apps=()):
         self.node = str(node)
         self.os_pid = os_pid
         self.erts = str(erts)
@@ -48,28 +59,54 @@ class Live(object):
         self.boot_marker = str(boot_marker)
         self.heart = heart is True or heart == "true"
         self.start_prg = str(start_prg[1]) if isinstance(start_prg, tuple) else None
+        self.script_version = str(script_version) if script_version is not None else None
+        self.apps = dict((str(app), str(vsn)) for app, vsn in apps)
 
     @property
     def running_version(self):
-        """The version the node runs: current, else permanent."""
+        """The version the node runs according to release_handler: current, else permanent."""
         return current_version([dict(version=v, state=s) for v, s in self.states.items()])
+
+    @property
+    def broken_versions(self):
+        """Versions release_handler knows without their applications (its own entry for a root without RELEASES)."""
+        return sorted((v for v, libs in self.libs.items() if not libs), key=version_key)
+
+    def _libs_match(self, version):
+        wanted = dict(lib.rsplit("-", 1) for lib in self.libs.get(version, []) if "-" in lib)
+        return bool(wanted) and all(wanted.get(app, vsn) == vsn for app, vsn in self.apps.items())
+
+    def code_version(self):
+        """The version whose applications are the ones loaded: release_handler's running one when they agree, else
+        the one that matches, else the one the node booted. None when the node did not say (no apps)."""
+        running = self.running_version
+        if not self.apps or not self.libs.get(running) or self._libs_match(running):
+            return running
+        return next((v for v in sorted(self.libs, key=version_key) if self._libs_match(v)), self.script_version)
+
+    @property
+    def code_mismatch(self):
+        """The loaded applications are not those of the version release_handler believes runs."""
+        return self.code_version() != self.running_version
 
     def with_states(self, states):
         """The same node with other release states (what a change would leave)."""
         live = Live(self.node, self.os_pid, self.erts, [(v, s, self.libs.get(v, [])) for v, s in states.items()])
         live.boot_marker, live.heart, live.start_prg = self.boot_marker, self.heart, self.start_prg
+        live.script_version, live.apps = self.script_version, self.apps
         return live
 
 
 class Session(object):
     """A release root and, when it runs, its node: what every operation works on."""
 
-    def __init__(self, root, name=None, node=None, cookie=None, cookie_file=None, timeout=60, channel="auto", runner=None):
+    def __init__(self, root, name=None, node=None, cookie=None, cookie_file=None, timeout=60, channel="auto", runner=None,
+                 epmd_port=None):
         self.release = ReleaseRoot(root, name)
         self.timeout = timeout
         self.channel_choice = channel
         self.runner = runner
-        self._explicit = (node, cookie, cookie_file)
+        self._explicit = (node, cookie, cookie_file, epmd_port)
         self._identity = None
         self._channel = None
         self._live = None  # (Live or None, why it is down)
@@ -79,6 +116,29 @@ class Session(object):
             raise OtpReleaseError("%s is not a release root: it has no releases/ directory. Give the directory that holds "
                                   "bin/, erts-<vsn>/, lib/ and releases/." % self.release.root)
         return self
+
+    def owner(self):
+        """(uid, gid) of what the root's files must belong to: the node's OS user (release_handler writes as it), else
+        the root directory's owner; None when neither exists."""
+        process = self.identity.process
+        for path in (("/proc/%d" % process.pid) if process else None, self.release.root):
+            try:
+                found = os.stat(path) if path else None
+            except OSError:
+                continue
+            if found:
+                return found.st_uid, found.st_gid
+        return None
+
+    def require_owner(self):
+        """Refuse, before any change, to work on a root as a user who would leave files the node's user cannot use."""
+        owner = self.owner()
+        if owner is None or os.geteuid() in (0, owner[0]):
+            return owner
+        raise OtpReleaseError("%s and its node belong to user %s, but this runs as %s: files written now would not be the "
+                              "node's. Run the task as %s (become: true with become_user: %s) or as root. Nothing was changed."
+                              % (self.release.root, user_name(owner[0]), user_name(os.geteuid()), user_name(owner[0]),
+                                 user_name(owner[0])))
 
     @contextlib.contextmanager
     def locked(self):
@@ -175,9 +235,11 @@ class Session(object):
         states = release.release_states()
         if live:
             known = dict((e["version"], e["erts"]) for e in states)
-            states = [dict(version=v, state=s, erts=known[v] if v in known else release.erts_of(v))
-                      for v, s in live.states.items()]
+            states = [dict(version=v, state=s, erts=known.get(v)) for v, s in live.states.items()]
             states.sort(key=lambda e: version_key(e["version"]))
+        for entry in states:
+            if entry["erts"] in (None, "undefined"):  # release_handler's own entry for a root without RELEASES
+                entry["erts"] = release.erts_of(entry["version"])
         current = next((e["version"] for e in states if e["state"] == "current"), None)
         permanent = next((e["version"] for e in states if e["state"] == "permanent"), None)
         start_version = release.start_version()
@@ -196,7 +258,16 @@ class Session(object):
             cookie_source=self.identity.cookie_source,
             os_pid=live.os_pid if live else None,
             erts_running=live.erts if live else None,
+            script_version=live.script_version if live else None,
+            script_id_mismatch=bool(live and live.code_mismatch),
+            broken_releases=live.broken_versions if live else release.broken_versions(),
+            start_pointer=release.start_pointer(self.node_env()),
         )
+
+    def node_env(self):
+        """The running node's environment (its RELEASE_MUTABLE_DIR, START_ERL_DATA, ...); {} when it does not run."""
+        process = self.identity.process
+        return process.environ() if process else {}
 
     def gather(self):
         """facts() of the root, asking the node when it runs."""

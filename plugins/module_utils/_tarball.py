@@ -192,6 +192,7 @@ class _Members:
         self.total_limit = total_limit
         self.member_limit = member_limit
         self.total = 0  # bytes of the regular members so far
+        self.repeated = False  # the member just checked repeats an earlier file
         self.kinds = {}  # physical path (tuple) -> "dir" | "file" | "link"
         self.symlinks = {}  # physical path (tuple) -> link target text
         self.count = 0
@@ -254,7 +255,10 @@ class _Members:
         physical = parent + (parts[-1],)
         kind = "dir" if member.isdir() else "link" if member.issym() else "file"
         previous = self.kinds.get(physical)
-        if previous is not None and not (previous == kind == "dir"):
+        # Distillery adds some files twice, byte for byte: the content is compared by inspect(), and the first copy is
+        # the one written (as release_handler's keep_old_files does).
+        self.repeated = previous == kind == "file"
+        if previous is not None and not (previous == kind == "dir") and not self.repeated:
             raise _refuse(self.path, name, "appears twice or replaces an earlier member at {0!r}".format("/".join(physical)))
         self.kinds[physical] = kind
         source = None
@@ -295,7 +299,7 @@ def unpacked_limits(compressed_size, max_unpacked_size=None):
 
 
 def _walk(path, visit, max_unpacked_size=None):
-    """Stream the tarball once, check every member, call visit(tar, member, physical, source).
+    """Stream the tarball once, check every member, call visit(tar, member, physical, source, repeated).
 
     Returns (members checker, gzip stream) once the whole file has been read and verified.
     """
@@ -311,7 +315,7 @@ def _walk(path, visit, max_unpacked_size=None):
             with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape") as tar:
                 for member in tar:
                     physical, source = members.check(member)
-                    visit(tar, member, physical, source)
+                    visit(tar, member, physical, source, members.repeated)
                 end_of_archive = tar.offset
             members.check_symlink_targets()
             if not stream.drain_zeros(end_of_archive):
@@ -321,6 +325,18 @@ def _walk(path, visit, max_unpacked_size=None):
         except (tarfile.TarError, EOFError, zlib.error) as exc:
             raise _corrupt(path, "{0}: {1}".format(type(exc).__name__, exc))
     return members, stream
+
+
+def _digest(tar, member, text=None):
+    """Digest of a member's data (text: the data, already read as text)."""
+    digest = hashlib.blake2b(digest_size=16)
+    if text is not None:
+        digest.update(text.encode("utf-8", "surrogateescape"))
+        return digest.digest()
+    handle = tar.extractfile(member)
+    for block in iter(lambda: handle.read(BLOCK_SIZE), b""):
+        digest.update(block)
+    return digest.digest()
 
 
 def _read_member(tar, member, path):
@@ -360,8 +376,9 @@ def inspect(path, name=None, version=None, allow_missing_erts=False, max_unpacke
     beam_versions = set()
     top_level = set()
     has_releases_file = False
+    contents = {}  # physical path -> (digest, mode) of each regular file, to compare a repeated one with
 
-    def visit(tar, member, physical, _source):
+    def visit(tar, member, physical, _source, repeated):
         nonlocal has_releases_file
         if not physical:
             return
@@ -369,17 +386,23 @@ def inspect(path, name=None, version=None, allow_missing_erts=False, max_unpacke
         relative = "/".join(physical)
         if not member.isreg():
             return
+        rel_match, relup_match = REL_MEMBER.fullmatch(relative), RELUP_MEMBER.fullmatch(relative)
+        text = _read_member(tar, member, path) if rel_match or relup_match else None
+        content = (_digest(tar, member, text), member.mode)
+        if repeated:
+            if content != contents[physical]:
+                raise _refuse(path, member.name, "appears twice with different content or mode")
+            return
+        contents[physical] = content
         if relative == "releases/RELEASES":
             has_releases_file = True
         match = BEAM_MEMBER.fullmatch(relative)
         if match:
             beam_versions.add(match.group(1))
-        match = REL_MEMBER.fullmatch(relative)
-        if match:
-            rel_texts[(match.group(2), match.group(1))] = (member.name, _read_member(tar, member, path))
-        match = RELUP_MEMBER.fullmatch(relative)
-        if match:
-            relup_texts[match.group(1)] = (member.name, _read_member(tar, member, path))
+        if rel_match:
+            rel_texts[(rel_match.group(2), rel_match.group(1))] = (member.name, text)
+        if relup_match:
+            relup_texts[relup_match.group(1)] = (member.name, text)
 
     members, stream = _walk(path, visit, max_unpacked_size)
     rel_name, rel_vsn = _pick_release(path, rel_texts, name, version)
@@ -433,8 +456,8 @@ def _write_members(path, directory, facts, wanted=None):
     def target(physical):
         return os.path.join(directory, *physical)
 
-    def visit(tar, member, physical, source):
-        if not physical or (wanted is not None and not wanted("/".join(physical))):
+    def visit(tar, member, physical, source, repeated):
+        if not physical or repeated or (wanted is not None and not wanted("/".join(physical))):
             return
         where = target(physical)
         # parent components are real directories by construction (links were resolved)
@@ -472,8 +495,8 @@ def extract(path, dest, facts):
     """First install: unpack the inspected tarball into `dest`, which must be missing or empty.
 
     The files go to a temporary sibling directory that is renamed to `dest` at the end, so `dest` is
-    either complete or left as it was. Modes are kept (minus setuid/setgid and group/other write);
-    owners are not changed: files belong to the user running this.
+    either complete or left as it was. Modes are kept (inspect refuses unsafe ones); owners are not
+    changed: files belong to the user running this.
     """
     dest = os.path.abspath(dest)
     if os.path.islink(dest):
@@ -485,6 +508,7 @@ def extract(path, dest, facts):
             "{0} exists and is not an empty directory: a tarball is extracted only for a first install. "
             "Unpack upgrades through the running node (release_handler), never over a live root.".format(dest)
         )
+    facts = facts or inspect(path)
     parent = os.path.dirname(dest)
     root_mode = os.stat(dest).st_mode & 0o7777 if os.path.isdir(dest) else 0o755
     try:

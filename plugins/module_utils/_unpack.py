@@ -17,17 +17,28 @@ plugin answers by sending it and running the module once more.
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import shutil
 import tempfile
 from dataclasses import dataclass
 
 from ansible_collections.otp.release.plugins.module_utils._erlterm import format_term, to_plain
 from ansible_collections.otp.release.plugins.module_utils._errors import NodeError, OtpReleaseError, explain_unpack
-from ansible_collections.otp.release.plugins.module_utils._files import copy_file, new_tops, remove_paths, sha256_file
+from ansible_collections.otp.release.plugins.module_utils._files import (
+    copy_file,
+    give_tree,
+    makedirs_owned,
+    new_tops,
+    remove_paths,
+    sha256_file,
+    write_text,
+)
 from ansible_collections.otp.release.plugins.module_utils._identity import find_node_process
 from ansible_collections.otp.release.plugins.module_utils._relfiles import releases_text
-from ansible_collections.otp.release.plugins.module_utils._session import LIVE_EXPR, Live, states_yaml
+from ansible_collections.otp.release.plugins.module_utils._repair import repair_releases
+from ansible_collections.otp.release.plugins.module_utils._session import LIVE_EXPR, Live, states_yaml, user_name
 from ansible_collections.otp.release.plugins.module_utils._tarball import checksum_mismatch, extract_members, inspect_file, parse_checksum
 from ansible_collections.otp.release.plugins.module_utils._versions import version_key
 
@@ -53,6 +64,8 @@ class Source:
     checksum: str | None = None
     allow_missing_erts: bool = False
     max_unpacked_size: int | None = None
+    owner: str | None = None  # of a first install
+    group: str | None = None
     facts: object = None  # TarballFacts once inspected on this host
 
     def inspect(self):
@@ -109,6 +122,9 @@ def _result(session, live, before, info, changed, method, after_states=None):
     return result
 
 
+SHA256_MARKER = ".otp-release.sha256"  # in releases/<vsn>/: the sha256 of the tarball that version was unpacked from
+
+
 def unpack(session, source, check_mode=False):
     """Unpack source into the session's root as the state of the root allows (see the module's docstring)."""
     if source.on_host and source.version and not os.path.exists(source.path):
@@ -129,22 +145,65 @@ def unpack(session, source, check_mode=False):
     if live is None:
         return _node_down(session, source)
     before = dict(live.states)
-    if source.version in live.states:
-        return _result(session, live, before, _root_info(release, source.version), False, "none")
+    live, repaired = repair_releases(session, live, check_mode)
+    replaced = source.version in live.states and _replaces(release, source, live.states[source.version], live.node)
+    if source.version in live.states and not replaced:
+        return dict(_result(session, live, before, _root_info(release, source.version), bool(repaired), "none"),
+                    repaired_releases=repaired)
     if not source.on_host:
         placed = release.path("releases", source.version, source.name + ".tar.gz")
         expected = parse_checksum(source.checksum)
         if expected and os.path.isfile(placed) and sha256_file(placed) == expected:
             source.path, source.on_host = placed, True
             source.inspect()
-    refuse_leftovers(release, source, live)
     if check_mode or not source.on_host:
+        if not replaced:
+            refuse_leftovers(release, source, live)
         if not check_mode:
             raise tarball_needed(session, source)
-        return _result(session, live, before, source.tarball_info(), True, "release_handler",
-                       after_states=dict(before, **{source.version: "unpacked"}))
+        return dict(_result(session, live, before, source.tarball_info(), True, "release_handler",
+                            after_states=dict(before, **{source.version: "unpacked"})), repaired_releases=repaired)
+    if replaced:
+        live = _remove_unpacked(session, source.version)
+    refuse_leftovers(release, source, live)
     live = unpack_on_node(session, source)
-    return _result(session, live, before, source.tarball_info(), True, "release_handler")
+    result = _result(session, live, before, source.tarball_info(), True, "release_handler")
+    if replaced:
+        result["replaced"] = True
+    return dict(result, repaired_releases=repaired)
+
+
+def _unpacked_sha256(release, version):
+    try:
+        with open(release.path("releases", version, SHA256_MARKER)) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def _replaces(release, source, state, node):
+    """True when source is another tarball of a version that is only unpacked; refuses it for an installed one."""
+    unpacked_from = _unpacked_sha256(release, source.version)
+    offered = source.facts.sha256 if source.facts is not None else parse_checksum(source.checksum)
+    if not unpacked_from or not offered or offered == unpacked_from:
+        return False
+    if state == "unpacked":
+        return True
+    fix = ("remove it first with otp.release.remove (version=%s), then unpack the new tarball" % source.version
+           if state == "old" else "build the changed release as a new version and upgrade to that")
+    raise OtpReleaseError("Version %s is %s on node %s, and this tarball (sha256:%s) is not the one it was unpacked from "
+                          "(sha256:%s): an installed version is never replaced in place. To deploy the change, %s. Nothing "
+                          "was changed." % (source.version, state, node, offered, unpacked_from, fix))
+
+
+def _remove_unpacked(session, version):
+    """remove_release of an unpacked version, so that another tarball of it can be unpacked; the Live after."""
+    answer = session.call("{release_handler:remove_release(%s), %s}" % (format_term(version), LIVE_EXPR))
+    if answer[0] != "ok":
+        raise OtpReleaseError("Cannot replace unpacked version %s on node %s: remove_release failed: %s. Nothing was changed."
+                              % (version, session.node, explain_unpack(answer[0][1] if isinstance(answer[0], tuple)
+                                                                     else answer[0])), raw=answer[0])
+    return session.learn(Live(*answer[1]))
 
 
 def _known_without_tarball(session, source):
@@ -215,9 +274,9 @@ def check_free_space(directory, facts, doing):
                               "changed." % (doing, needed, facts.unpacked_size, facts.size, directory, free))
 
 
-def _place_tarball(source, dest):
+def _place_tarball(source, dest, owner):
     """Copy the tarball to dest through a temporary name; the copy must hash to the inspected sha256."""
-    copy_file(source.path, dest, 0o644)
+    copy_file(source.path, dest, 0o644, owner)
     copied = sha256_file(dest)
     if copied != source.facts.sha256:
         os.unlink(dest)
@@ -238,10 +297,11 @@ def unpack_on_node(session, source):
         members = _member_paths(source, private_dir)
         placed_by_us = os.path.realpath(source.path) != os.path.realpath(dest)
         created = new_tops(root, members + [os.path.relpath(dest, root)])
+        owner = session.owner()
         try:
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            makedirs_owned(os.path.dirname(dest), owner)
             if placed_by_us:
-                _place_tarball(source, dest)
+                _place_tarball(source, dest, owner)
         except OSError as exc:
             raise OtpReleaseError("Cannot place the release tarball at %s: %s. %s" % (dest, exc, _undo(root, created)))
         except OtpReleaseError as exc:
@@ -251,7 +311,8 @@ def unpack_on_node(session, source):
             # release_handler deletes releases/<vsn>/<name>.rel after unpacking; other tools read it
             rel_path = release.path("releases", facts.version, facts.name + ".rel")
             if not os.path.exists(rel_path):
-                copy_file(os.path.join(private_dir, "releases", facts.version, facts.name + ".rel"), rel_path)
+                copy_file(os.path.join(private_dir, "releases", facts.version, facts.name + ".rel"), rel_path, owner=owner)
+            write_text(release.path("releases", facts.version, SHA256_MARKER), facts.sha256 + "\n", owner=owner)
             return live
         reason = outcome[1]
         if to_plain(reason) == ["existing_release", facts.version]:
@@ -303,11 +364,21 @@ def _undo(root, created):
 
 # ---- first install ------------------------------------------------------------------------------------
 
+STAGING_PREFIX = ".otp-release-unpacking-"
+
+
 def refuse_first_install(release):
-    """A first install needs a missing or empty directory that no process runs from."""
+    """A first install needs a missing or empty directory that no process runs from (our own staging directory left
+    by a killed attempt aside, which is removed)."""
     root = release.root
     if os.path.islink(root):
         raise OtpReleaseError("%s is a symlink: give the real directory (%s) as the root." % (root, os.path.realpath(root)))
+    if os.path.isdir(root):
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise permission_denied(root, "read")
+        for entry in os.listdir(root):
+            if entry.startswith(STAGING_PREFIX):
+                shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
     if not release.is_empty():
         raise OtpReleaseError("%s is not empty but holds no releases/ directory: it is not a release root. A first install "
                               "needs a missing or empty directory." % root)
@@ -316,42 +387,67 @@ def refuse_first_install(release):
         raise OtpReleaseError("%s is empty but process %d runs with it as its root: stop it first." % (root, process.pid))
 
 
+def install_owner(root, owner=None, group=None):
+    """(uid, gid) of a first install: the options', else the root directory's (its parent's when it is missing)."""
+    directory = root if os.path.isdir(root) else os.path.dirname(root)
+    while not os.path.isdir(directory):
+        directory = os.path.dirname(directory)
+    found = os.stat(directory)
+    try:
+        uid = pwd.getpwnam(owner).pw_uid if owner else found.st_uid
+        gid = grp.getgrnam(group).gr_gid if group else (pwd.getpwnam(owner).pw_gid if owner else found.st_gid)
+    except KeyError as exc:
+        raise OtpReleaseError("No such user or group on this host: %s. Give an existing owner and group." % exc)
+    return uid, gid
+
+
 def first_install(session, source, check_mode=False):
-    """Extract the tarball into a missing or empty root, with a RELEASES file marking its version permanent."""
+    """Extract the tarball into a missing or empty root, with a RELEASES file marking its version permanent. The files
+    are staged inside the root and moved into place; the root directory keeps its owner and mode."""
     release = session.release
     refuse_first_install(release)
     if not source.on_host and not check_mode:
         raise tarball_needed(session, source)
     root = release.root
     info = source.tarball_info()
-    erts = info.get("erts_version")
     result = dict(info, root=root, changed=True, method="first_install", running=False, current=source.version,
-                  permanent=source.version, releases=[dict(version=source.version, state="permanent", erts=erts)],
+                  permanent=source.version, releases=[dict(version=source.version, state="permanent",
+                                                           erts=info.get("erts_version"))],
                   diff=dict(before="", after=states_yaml({source.version: "permanent"})))
+    owner = install_owner(root, source.owner, source.group)
     if check_mode:
         return result
     facts = source.facts
-    parent = os.path.dirname(root)
-    mode = os.stat(root).st_mode & 0o7777 if os.path.isdir(root) else 0o755
     try:
-        os.makedirs(parent, exist_ok=True)
-        check_free_space(parent, facts, "install %s into %s" % (facts.version, root))
-        staging = tempfile.mkdtemp(prefix=".%s.unpacking-" % os.path.basename(root), dir=parent)
-    except OSError as exc:
-        raise OtpReleaseError("Cannot create a directory next to %s: %s." % (root, exc))
+        makedirs_owned(root, owner)
+        check_free_space(root, facts, "install %s into %s" % (facts.version, root))
+        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root)
+    except PermissionError:
+        raise permission_denied(root, "write into")
+    moved = []
     try:
         extract_members(source.path, staging, None, facts)
         os.makedirs(os.path.join(staging, "releases"), exist_ok=True)
-        with open(os.path.join(staging, "releases", "RELEASES"), "w", encoding="utf-8") as handle:
-            handle.write(releases_text(facts.name, facts.version, facts.rel_erts_version, facts.applications))
-        os.chmod(staging, mode)
-        os.rename(staging, root)  # replaces a missing or empty directory in one step
+        write_text(os.path.join(staging, "releases", "RELEASES"),
+                   releases_text(facts.name, facts.version, facts.rel_erts_version, facts.applications))
+        give_tree(staging, owner)
+        # releases/ last: until it is there, the root is not a release root
+        for entry in sorted(os.listdir(staging), key=lambda name: name == "releases"):
+            os.rename(os.path.join(staging, entry), os.path.join(root, entry))
+            moved.append(entry)
+        os.rmdir(staging)
     except BaseException as exc:
+        remove_paths(root, moved)
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise OtpReleaseError("Cannot extract %s into %s: %s. %s was left as it was." % (source.path, root, exc, root))
+            raise OtpReleaseError("Cannot extract %s into %s: %s. %s was left empty." % (source.path, root, exc, root))
         raise
     session.refresh()
     result.update(session.facts(None))
     result.update(info)
     return result
+
+
+def permission_denied(path, doing):
+    return OtpReleaseError("Permission denied: user %s cannot %s %s. Run the task as the owner of the release root "
+                           "(become_user) or as root." % (user_name(os.geteuid()), doing, path))

@@ -42,13 +42,16 @@ def _private_json(directory, name, data):
     return path
 
 
-def run_playbook(path, extra_vars=None, inventory=None, check=False, env=None, verbose=False, timeout=900):
+def run_playbook(path, extra_vars=None, inventory=None, check=False, env=None, verbose=False, timeout=900,
+                 interpreter=sys.executable):
     """(rc, output) of `ansible-playbook path`; output is stdout and stderr together.
 
-    Without inventory the play runs on `localhost,` over the local connection. The controller's own
-    Python is the hosts' interpreter."""
+    Without inventory the play runs on `localhost,` over the local connection. `interpreter` (default: the
+    controller's own Python) is every host's interpreter; None leaves it to the inventory."""
     with tempfile.TemporaryDirectory(prefix="ansible-cli-") as work:
-        variables = dict(dict(ansible_python_interpreter=sys.executable), **(extra_vars or {}))
+        variables = dict(extra_vars or {})
+        if interpreter:
+            variables["ansible_python_interpreter"] = interpreter
         argv = [ANSIBLE_PLAYBOOK, str(path), "-e", "@%s" % _private_json(work, "extra_vars.json", variables)]
         argv += ["-i", "localhost,", "-c", "local"] if inventory is None else ["-i", str(inventory)]
         if check:

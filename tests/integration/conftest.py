@@ -87,3 +87,27 @@ def start_node(deploy, all_nodes):
     yield start
     for node in started:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def ssh_machinery(world, epmd):
+    """The SSH fleet's sshd, login user and app users (fleet.py), made once per session and removed after;
+    skipped only where this machine cannot create users or run sshd."""
+    import fleet as sshfleet
+
+    reason = sshfleet.missing_prerequisites()
+    if reason:
+        pytest.skip("SSH fleet unavailable: " + reason)
+    machinery = sshfleet.Fleet(world, epmd.port)
+    machinery.set_up()
+    sys.stderr.write("\nSSH fleet set up in %.1f s (sshd on 127.0.0.2-4:%d)\n" % (machinery.setup_seconds, machinery.port))
+    yield machinery
+    machinery.close()
+
+
+@pytest.fixture
+def ssh_fleet(ssh_machinery):
+    """The SSH fleet with fresh 1.0.0 roots and no node running; every node a test starts is stopped after it."""
+    ssh_machinery.reset()
+    yield ssh_machinery
+    ssh_machinery.stop_nodes()

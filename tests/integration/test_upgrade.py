@@ -384,7 +384,7 @@ def upgrade_counting_module_runs(node, tmp_path, src):
     play.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "tasks": [
         {"name": "upgrade", "otp.release.upgrade": dict(root=str(node.root), src=src), "register": "answer"},
         {"name": "show", "ansible.builtin.debug": {"msg": "RESULT{{ answer | to_json }}RESULT"}}]}]))
-    rc, output = run_playbook(play, extra_vars=dict(ansible_python_interpreter=str(python)))
+    rc, output = run_playbook(play, interpreter=str(python))
     assert rc == 0, output[-3000:]
     result = json.loads(output.split("RESULT")[1].replace('\\"', '"'))
     return result, len(counter.read_text().split())

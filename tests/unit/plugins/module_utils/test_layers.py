@@ -12,7 +12,7 @@ MODULE_UTILS = "ansible_collections.otp.release.plugins.module_utils"
 
 # Lowest layer first: a file may import only files listed before it.
 LAYERS = ["_erlterm", "_versions", "_errors", "_relfiles", "_files", "_proc", "_tarball", "_erts", "_beam", "_review",
-          "_root", "_identity", "_node", "_session", "_unpack", "_verify", "_change", "_remove", "_oneoff", "_pipeline",
+          "_root", "_identity", "_node", "_session", "_repair", "_unpack", "_verify", "_change", "_remove", "_oneoff", "_pipeline",
           "_argspec", "_module"]
 
 

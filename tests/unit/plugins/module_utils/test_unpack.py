@@ -269,13 +269,15 @@ def release_handler_unpacks(node):
 def test_unpack_on_node_places_calls_and_puts_the_rel_back(running_root, tarball):
     node = FakeNode(running_root, None)
     node.on_unpack = release_handler_unpacks(node)
-    live = unpack_on_node(node, on_host(tarball))
+    source = on_host(tarball)
+    live = unpack_on_node(node, source)
     assert live.states == {"1.0.0": "permanent", "2.0.0": "unpacked"}
     assert (running_root / "releases/2.0.0/kvstore.rel").read_text() == REL % ("2.0.0", "2.0.0")
     assert not (running_root / "releases/2.0.0/kvstore.tar.gz").exists()
     assert 'release_handler:unpack_release("2.0.0/kvstore")' in node.calls[-1]
     assert len(node.calls) == 1  # the unpack call answers the state after it too
-    assert [p for p in os.listdir(str(running_root / "releases/2.0.0")) if p.startswith(".")] == []
+    assert [p for p in os.listdir(str(running_root / "releases/2.0.0")) if p.startswith(".")] == [".otp-release.sha256"]
+    assert (running_root / "releases/2.0.0/.otp-release.sha256").read_text().strip() == source.facts.sha256
 
 
 def test_failed_unpack_removes_what_it_created(running_root, tarball):
