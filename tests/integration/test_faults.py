@@ -542,3 +542,98 @@ def test_unpack_checks_the_free_space_of_the_root(world, deploy, start_node, tmp
         assert_failed(rc, result, "bytes", "free", "Nothing was changed")
         assert listing(node.root) == before and node_state(node) == ("1.0.0", {"1.0.0": "permanent"})
         node.stop()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Item 1: a crash between make_permanent and the cold-start pointer; item 6: the channel cut during install
+
+def window_crash(node, from_version):
+    """What a run killed between make_permanent and the pointer switch leaves: RELEASES says the new version is
+    permanent, bin/kvstore (relx's pointer) still boots from_version. The test puts the old pointer back by hand,
+    which leaves exactly those files; killing a module in a window of a few microseconds is not reproducible."""
+    bin_dir = node.root / "bin"
+    shutil.copy(str(bin_dir / ("kvstore-" + from_version)), str(bin_dir / "kvstore"))
+
+
+def test_a_crash_before_the_pointer_switch_is_repaired_by_a_rerun(world, deploy, start_node):
+    """Item 1, node still up: a re-run of the same upgrade finds 2.0.0 permanent and a pointer that boots 1.0.0, and
+    switches the pointer, saying so (pointer_switched); then a cold start boots 2.0.0."""
+    node = start_node(deploy("1.0.0"))
+    place_tarball(world, node, "2.0.0")
+    migrate(node)
+    assert_ok(*run("upgrade", node.root, version="2.0.0"))
+    window_crash(node, "1.0.0")
+    rc, info = run("info", node.root)
+    assert (info["start_version"], info["start_version_mismatch"]) == ("1.0.0", True)
+    rc, again = run("upgrade", node.root, version="2.0.0")
+    assert_ok(rc, again)
+    assert (again["changed"], again["direction"], again["pointer_switched"], again["start_version"]) == (True, "none", True, "2.0.0")
+    node.cold_restart()
+    assert node_state(node) == ("2.0.0", {"1.0.0": "old", "2.0.0": "permanent"})
+
+
+@pytest.mark.parametrize("direction", ["upgrade", "downgrade"])
+def test_a_cold_start_on_the_old_pointer_is_not_reported_as_the_new_version(world, deploy, start_node, direction):
+    """Item 1, node restarted in the window: a cold start booted the old version while RELEASES says the new one is
+    permanent. Before, a re-run reported changed: true, current: 2.0.0 while the node ran 1.0.0 code, and cleared
+    start_version_mismatch. Now info says what the node booted (script_version, script_id_mismatch), and upgrade and
+    downgrade refuse, saying which version really runs, and change nothing."""
+    node = start_node(deploy("1.0.0"))
+    place_tarball(world, node, "2.0.0")
+    migrate(node)
+    assert_ok(*run("upgrade", node.root, version="2.0.0"))
+    old, new = "1.0.0", "2.0.0"
+    if direction == "downgrade":
+        assert_ok(*run("downgrade", node.root, version="1.0.0"))
+        old, new = "2.0.0", "1.0.0"
+    window_crash(node, old)
+    node.cold_restart()
+    states = {"1.0.0": "permanent", "2.0.0": "old"} if new == "1.0.0" else {"1.0.0": "old", "2.0.0": "permanent"}
+    assert node_state(node) == (old, states)
+    before = listing(node.root)
+    rc, info = run("info", node.root)
+    assert_ok(rc, info)
+    assert (info["script_version"], info["script_id_mismatch"], info["start_version_mismatch"]) == (old, True, True)
+    rc, result = run(direction, node.root, version=new)
+    assert_failed(rc, result, "runs %s" % old, "init:script_id()", "Nothing was changed")
+    assert result.get("changed") is not True and result.get("current") != new
+    assert node_state(node) == (old, states) and listing(node.root) == before
+
+
+BUSY_SERVER = "spawn(fun() -> sys:replace_state(kv_server, fun(S) -> timer:sleep(%d), S end) end), ok"
+
+
+def test_a_channel_cut_during_install_reports_what_the_node_did(world, deploy, start_node):
+    """Item 6: the erl_call client of the install call is killed while release_handler waits to suspend a busy
+    kv_server. Before, the run said it failed before the point of no return ("rolled it back") while the node went on
+    to 2.0.0 permanent with a stale bin/kvstore. Now the run asks the node again, finishes make_permanent and the
+    pointer, and reports 2.0.0 because the node says so."""
+    node = start_node(deploy("1.0.0"))
+    place_tarball(world, node, "2.0.0")
+    migrate(node)
+    tmpdir = node.root.parent / "tmp"
+    tmpdir.mkdir()
+    assert node.rpc(BUSY_SERVER % 3000) == "ok"
+    upgrade = module_process("upgrade", dict(root=str(node.root), version="2.0.0"), tmpdir)
+    killed = []
+
+    def cut_long_calls():
+        """Kill the module's erl_call that has run for more than a second: the install call waiting on kv_server."""
+        seen = {}
+        while upgrade.poll() is None and not killed:
+            for pid in children_of(upgrade.pid, "erl_call"):
+                seen.setdefault(pid, time.monotonic())
+                if time.monotonic() - seen[pid] > 1.0:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.05)
+
+    cutter = threading.Thread(target=cut_long_calls)
+    cutter.start()
+    result = module_result(upgrade)
+    cutter.join()
+    assert killed, "no call was cut: %s" % result
+    assert not result.get("failed"), result.get("msg")
+    assert (result["changed"], result["current"], result["permanent"]) == (True, "2.0.0", True)
+    assert node_state(node) == ("2.0.0", {"1.0.0": "old", "2.0.0": "permanent"})
+    assert (node.root / "bin" / "kvstore").read_bytes() == (node.root / "bin" / "kvstore-2.0.0").read_bytes()
