@@ -26,6 +26,7 @@ import pytest
 import world as kvworld
 from ansible_cli import run_module, run_playbook
 from test_unpack import listing
+from test_upgrade import LOAD_CLIENT, STOP_CLIENT, UNREADABLE
 
 RELEASES = "lists:sort([{V, S} || {_, V, _, S} <- release_handler:which_releases()])"
 GIB = 1 << 30
@@ -637,3 +638,90 @@ def test_a_channel_cut_during_install_reports_what_the_node_did(world, deploy, s
     assert (result["changed"], result["current"], result["permanent"]) == (True, "2.0.0", True)
     assert node_state(node) == ("2.0.0", {"1.0.0": "old", "2.0.0": "permanent"})
     assert (node.root / "bin" / "kvstore").read_bytes() == (node.root / "bin" / "kvstore-2.0.0").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Kept guarantees: no request lost under load; no injection through any string option
+
+def test_put_and_get_under_load_across_four_hot_changes(world, deploy, start_node):
+    """A client loop on the node does put + get without pause during four hot changes (up 2.0.0, up 3.0.0, down 2.0.0,
+    down 1.0.0): none fails, every value written is read back afterwards, and no request waits longer than 5 s."""
+    node = start_node(deploy("1.0.0"))
+    place_tarball(world, node, "2.0.0")
+    place_tarball(world, node, "3.0.0")
+    migrate(node)
+    started = time.monotonic()
+    assert node.rpc(LOAD_CLIENT) == "ok"
+    steps = [("upgrade", "2.0.0"), ("upgrade", "3.0.0"), ("downgrade", "2.0.0"), ("downgrade", "1.0.0")]
+    results = [run(module, node.root, version=version) for module, version in steps]
+    stats = node.rpc(STOP_CLIENT)
+    for (module, version), (rc, result) in zip(steps, results):
+        assert_ok(rc, result)
+        assert (result["changed"], result["current"]) == (True, version)
+    count, failed, max_pause_us = (int(x) for x in stats.strip("{}").split(","))
+    lost = int(node.rpc(UNREADABLE % "{%d, 0, 0}" % count))
+    print("load: %d put+get pairs over 4 hot changes, %d failed, %d lost, longest pause %.1f ms"
+          % (count, failed, lost, max_pause_us / 1000.0))
+    assert count > 100 and failed == 0 and lost == 0
+    assert max_pause_us < 5 * 1000 * 1000 and time.monotonic() - started < 300
+    assert node_state(node) == ("1.0.0", {"1.0.0": "permanent", "2.0.0": "old", "3.0.0": "old"})
+
+
+def hostile_strings(marker_dir):
+    """Strings that would run os:cmd (creating a file in marker_dir) if any option reached Erlang or a shell as code."""
+    touch = "touch %s/%%d" % marker_dir
+    texts = [
+        '"), os:cmd("%s"), ("', "'), os:cmd(\"%s\"), ('", '}. os:cmd("%s"). {', "\"}.\nos:cmd(\"%s\").\n",
+        "x\\\"), os:cmd(\\\"%s\\\"), (\\\"", "';%s;'", '";%s;"', "$(%s)", "`%s`", "x\n%s\n", "x' ++ os:cmd(\"%s\") ++ '",
+        "<<\"x\">>, os:cmd(\"%s\")", "[os:cmd(\"%s\")]", "#{a => os:cmd(\"%s\")}", "fun() -> os:cmd(\"%s\") end()",
+        "\u00e9\u263a\U0001F600 os:cmd(\"%s\")", "\\\\\\\"os:cmd(\"%s\")", "erlang:halt().%s", "x%%~p~s%s",
+        "1.0.0\"}, os:cmd(\"%s\"), {\"",
+    ]
+    return [text % (touch % index) if "%s" in text else text for index, text in enumerate(texts, 1)]
+
+
+def test_hostile_strings_in_every_string_option_never_execute(world, deploy, start_node, tmp_path):
+    """Twenty strings built to break out of an Erlang term, a string, an atom or a shell command, in every string option
+    of every module: none creates its marker file, no module crashes (each fails with a sentence, or does its harmless
+    job, e.g. info of a node name that does not exist), and the node and its root are unchanged. The modules run as
+    Ansible runs them on a host (their own file, arguments in a file), three at a time, to keep the 240 runs short."""
+    node = start_node(deploy("1.0.0"))
+    place_tarball(world, node, "2.0.0")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    root = str(node.root)
+    before_files, before_state = listing(node.root), node_state(node)
+    runs = []
+    for text in hostile_strings(markers):
+        runs += [
+            ("info", dict(root=root, name=text)),
+            ("info", dict(root=root, node=text)),
+            ("info", dict(root=root, cookie=text)),
+            ("upgrade", dict(root=root, version=text)),
+            # the version it runs: nothing to change, the health MFA is called on the node
+            ("upgrade", dict(root=root, version="1.0.0", health=dict(module=text, function="health"))),
+            ("unpack", dict(root=root, src=world["2.0.0"], remote_src=True, checksum=text)),
+            ("unpack", dict(root=root, src=text, remote_src=True)),
+            ("eval", dict(root=root, version="2.0.0", module=text, function="run")),
+            ("eval", dict(root=root, version="2.0.0", module="kvstore", function=text)),
+            ("eval", dict(root=root, version="2.0.0", module="erlang", function="byte_size", args=[text])),
+            ("eval", dict(root=root, version="2.0.0", module="erlang", function="length", args=[text], strings_as="charlist",
+                          failed_when_result=[text])),
+            ("eval", dict(root=root, version="2.0.0", module="erlang", function="node", start_apps=[text])),
+        ]
+    results = []
+    for at in range(0, len(runs), 3):
+        batch = [module_process(module, args, tmpdir) for module, args in runs[at:at + 3]]
+        results += [module_result(process) for process in batch]
+    crashed = [(run_, r) for run_, r in zip(runs, results) if "Traceback" in json.dumps(r) or "exception" in r]
+    assert not crashed
+    assert all(r.get("msg") for r in results if r.get("failed"))
+    assert sorted(os.listdir(str(markers))) == []
+    assert listing(node.root) == before_files and node_state(node) == before_state
+    accepted = [(module, sorted(args)) for (module, args), r in zip(runs, results) if not r.get("failed")]
+    print("injection: %d module runs with %d hostile strings: %d failed with a message, %d did their harmless job, 0 executed"
+          % (len(runs), len(hostile_strings(markers)), len(runs) - len(accepted), len(accepted)))
+    # the values that reach Erlang as data (eval args) are fine to accept; the rest name things that do not exist
+    assert all(module == "eval" and "args" in keys or module == "info" and "node" in keys for module, keys in accepted), accepted
