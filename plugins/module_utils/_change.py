@@ -293,8 +293,8 @@ def change(session, to_version, direction, options, check_mode=False):
     warnings = []
     if plan.direction == "none" and pointer_was is not None:
         warnings.append("A cold start of %s would have booted %s although %s was permanent (an earlier run stopped before "
-                        "switching the cold-start pointer): it boots %s now." % (session.release.root, pointer_was,
-                                                                                  plan.to_version, plan.to_version))
+                        "switching the cold-start pointer): it boots %s now."
+                        % (session.release.root, pointer_was, plan.to_version, plan.to_version))
     return dict(after, changed=changed, from_version=plan.from_version, to_version=plan.to_version,
                 direction=plan.direction, permanent=after["permanent"] == plan.to_version, restart=restart,
                 instructions=instruction_summary(plan.instructions),

@@ -8,6 +8,7 @@ typed arguments of one operation, and its answer or error becomes the result."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -107,11 +108,21 @@ def do_info(params, _check_mode):
     return dict(session_of(params).require_root().gather(), changed=False)
 
 
+def session_with_source(params, source):
+    """The session of a run with a tarball on this host: inspected first (nothing is touched before it passed), and
+    its release name is the root's when the root names none yet (a first install)."""
+    session = session_of(params)
+    if source is not None and source.on_host and os.path.exists(source.path):
+        source.inspect()
+        session.release.assume_name(source.name)
+    return session
+
+
 def do_unpack(params, check_mode):
     source = source_of(params)
     if source is None:
         raise OtpReleaseError("src is required: the release tarball to unpack.")
-    session = session_of(params)
+    session = session_with_source(params, source)
     with changing(session, check_mode):
         return unpack(session, source, check_mode)
 
@@ -124,8 +135,8 @@ def do_upgrade(params, check_mode):
     health = params.get("health")
     if health is not None:
         health = Health(health.get("module"), health.get("function"), health.get("args"), params["health_timeout"] or 10)
-    session = session_of(params)
     source = source_of(params)
+    session = session_with_source(params, source)
     if source is None:
         session.require_root()
     with changing(session, check_mode):

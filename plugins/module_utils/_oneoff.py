@@ -128,8 +128,8 @@ LOADER = "case file:script(%s) of {ok, _} -> halt(0); {error, Why} -> io:format(
 
 
 def program(module, function, args, lib_dirs, apps, start_apps, result_file, max_output=DEFAULT_MAX_OUTPUT):
-    return PROGRAM % dict(max_output=max_output,
-        dirs=format_term(list(lib_dirs)), apps=format_term([Atom(a) for a in apps]),
+    return PROGRAM % dict(
+        max_output=max_output, dirs=format_term(list(lib_dirs)), apps=format_term([Atom(a) for a in apps]),
         start_apps=format_term([Atom(a) for a in start_apps]), module=format_term(Atom(module)),
         function=format_term(Atom(function)), arity=len(args), args=format_term(list(args)),
         result_file=format_term(result_file))

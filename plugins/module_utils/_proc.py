@@ -80,7 +80,8 @@ def run_command(argv, stdin_text=None, env=None, timeout=None, max_output=None):
     full_env.update(env or {})
     full_env["LANG"] = full_env["LC_ALL"] = "C"
     deadline = None if timeout is None else time.monotonic() + timeout
-    with subprocess.Popen(argv, env=full_env, stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+    stdin = subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL
+    with subprocess.Popen(argv, env=full_env, stdin=stdin,  # pylint: disable=ansible-bad-function
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         try:
             kept, dropped = _exchange(proc, (stdin_text or "").encode("utf-8"), max_output, deadline)

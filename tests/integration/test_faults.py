@@ -7,8 +7,6 @@ alone: which_releases, the loaded code's version, the node's memory, byte listin
 
 import contextlib
 import fcntl
-import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -408,13 +406,13 @@ def test_six_parallel_module_runs_on_one_node_all_succeed(world, deploy, start_n
     node = start_node(deploy("1.0.0"))
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    infos = [module_process("info", dict(root=str(node.root)), tmpdir) for _ in range(6)]
+    infos = [module_process("info", dict(root=str(node.root)), tmpdir) for _index in range(6)]
     results = [module_result(p) for p in infos]
     assert all(r.get("running") is True and r["current"] == "1.0.0" and not r.get("failed") for r in results), results
     tarball = tmp_path / "kvstore-2.0.0.tar.gz"
     shutil.copy(world["2.0.0"], tarball)
     unpacks = [module_process("unpack", dict(root=str(node.root), src=str(tarball), remote_src=True), tmpdir)
-               for _ in range(6)]
+               for _index in range(6)]
     results = [module_result(p) for p in unpacks]
     assert all(not r.get("failed") for r in results), [r.get("msg") for r in results]
     assert sorted(r["changed"] for r in results) == [False] * 5 + [True]
