@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -168,11 +167,16 @@ OPERATIONS = dict(info=do_info, unpack=do_unpack, verify_erts=do_verify_erts, up
                   remove=do_remove, eval=do_eval)
 
 
+def terminated(_signum, _frame):
+    """SIGTERM: leave through the finally blocks, which remove the private HOME and end the programs we started."""
+    raise SystemExit(143)
+
+
 def run(name):
     """main() of module otp.release.<name>: parse the options, run the operation, exit with its result."""
     module = AnsibleModule(**SPECS[name].module_kwargs())
     # a task timeout or Ctrl-C ends the run with SIGTERM: exit through the finally blocks (private HOME, cookie)
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
+    signal.signal(signal.SIGTERM, terminated)
     started = time.monotonic()
     try:
         refuse_bad_values(module.params)
