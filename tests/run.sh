@@ -227,8 +227,11 @@ phase_changelog() {
         { say "CHANGELOG.md is not what changelogs/changelog.yaml renders: run antsibull-changelog generate"; return 1; }
 }
 
+# Two workers: each has its own epmd, nodes, roots and SSH fleet (users and ports of its own), so the tests of one
+# never see the other's. The world is built first, once, so that the workers do not both build it.
 phase_integration() {
-    (cd "$REPO" && python -m pytest tests/integration -v -p no:cacheprovider)
+    (cd "$REPO" && python tests/world/build.py > /dev/null &&
+        python -m pytest tests/integration -n 2 -v -p no:cacheprovider)
 }
 
 # Runs one phase, records its outcome and time; a failed phase does not stop the ones after it.

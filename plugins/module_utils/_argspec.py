@@ -83,5 +83,6 @@ SPECS = dict(
         strings_as=dict(type="str", default="binary", choices=["binary", "charlist"]),
         start_apps=dict(type="list", elements="str", default=[]),
         failed_when_result=dict(type="list", elements="str", default=["error"]),
+        max_output=dict(type="int", default=1048576),
     )),
 )

@@ -309,6 +309,21 @@ def reviewed_install(session, live, plan, options, check_mode):
     return after_live, findings + confirm(session, audit, plan, loaded)
 
 
+def switch_pointer(session, live, version, erts, changed):
+    """point_cold_start after the node changed; returns the version a cold start booted before when the pointer was
+    switched, else None. A failure (a full disk) says what the node runs and what is left."""
+    booted = session.release.start_version(session.node_env())
+    try:
+        return (booted or "unknown") if session.release.point_cold_start(version, erts, session.node_env(), session.owner()) else None
+    except OSError as exc:
+        raise OtpReleaseError("Node %s runs %s now and release_handler holds it %s, but switching the cold-start pointer of %s "
+                              "failed: %s. A cold start would still boot %s. Fix the cause (free space) and run the module "
+                              "again: it will only switch the pointer." % (
+                                  live.node, version, live.states.get(version, "unknown"), session.release.root,
+                                  exc, session.release.start_version(session.node_env()) or "the version it booted before"),
+                              changed=changed, current=live.running_version, permanent=version, pointer_switched=False)
+
+
 def change(session, to_version, direction, options, check_mode=False):
     """Upgrade or downgrade the node to to_version (None: the previous release) and report it as data."""
     started = time.monotonic()
@@ -320,6 +335,7 @@ def change(session, to_version, direction, options, check_mode=False):
     restart = "none"
     after_live = live
     findings = []
+    pointer_was = None
     if plan.direction == "none":
         if options.permanent and plan.states.get(plan.to_version) != "permanent":
             changed = True
@@ -337,15 +353,21 @@ def change(session, to_version, direction, options, check_mode=False):
                                   % (live.node, after_live.running_version, plan.to_version, states_text(after_live.states)))
         if options.permanent:
             erts = session.release.erts_of(plan.to_version) or after_live.erts
-            changed = session.release.point_cold_start(plan.to_version, erts, session.node_env(), session.owner()) or changed
+            pointer_was = switch_pointer(session, after_live, plan.to_version, erts, changed)
+            changed = changed or pointer_was is not None
     after = session.facts(after_live)
     plan_data = plan.as_data()
     if plan.direction == "none" and changed:
         plan_data["action"] = "make permanent"
+    warnings = [finding["msg"] for finding in findings]
+    if plan.direction == "none" and pointer_was is not None:
+        warnings.append("A cold start of %s would have booted %s although %s was permanent (an earlier run stopped before "
+                        "switching the cold-start pointer): it boots %s now."
+                        % (session.release.root, pointer_was, plan.to_version, plan.to_version))
     return dict(after, changed=changed, from_version=plan.from_version, to_version=plan.to_version, plan=plan_data,
                 direction=plan.direction, permanent=after["permanent"] == plan.to_version, restart=restart,
                 instructions=instruction_summary(plan.instructions), relup_review=findings,
-                warnings=[finding["msg"] for finding in findings],
                 diff=dict(before=states_yaml(dict((e["version"], e["state"]) for e in before["releases"])),
                           after=states_yaml(dict((e["version"], e["state"]) for e in after["releases"]))),
+                pointer_switched=pointer_was is not None, warnings=warnings,
                 duration_ms=int((time.monotonic() - started) * 1000))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -28,6 +27,48 @@ from ansible_collections.otp.release.plugins.module_utils._verify import verify
 
 # What eval reports of the root: not the node's live facts, as it never talks to the node.
 LIVE_FACTS = ("running", "os_pid", "erts_running")
+# Options that name one directory or file under the root (releases/<version>/<name>.rel): one path component each.
+PATH_COMPONENTS = ("name", "version")
+# Options that become Erlang atoms, which hold at most 255 characters.
+ATOM_OPTIONS = ("module", "function", "node", "cookie", "start_apps", "failed_when_result")
+ATOM_LIMIT = 255
+PATH_LIMIT = 4095
+SECRET_OPTIONS = ("cookie",)
+DATA_OPTIONS = ("args",)  # terms for the function: any text, any length
+
+
+def _strings(value):
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [item for item in value if isinstance(item, str)]
+    if isinstance(value, dict):
+        return [item for item in value.values() if isinstance(item, str)]
+    return []
+
+
+def _shown(option, text):
+    if option in SECRET_OPTIONS:
+        return "(%d characters, not shown)" % len(text)
+    return repr(text if len(text) <= 60 else text[:60] + "...") + ("" if len(text) <= 60 else " (%d characters)" % len(text))
+
+
+def refuse_bad_values(params):
+    """Refuse option values that would leave the root or that the node cannot take, before anything runs: a version or
+    name that is not one path component, NUL characters, atoms over 255 characters, paths over PATH_MAX."""
+    for option, value in sorted(params.items()):
+        if option in DATA_OPTIONS:
+            continue
+        for text in _strings(value):
+            if "\0" in text:
+                raise OtpReleaseError("%s %s holds a NUL character, which no file name or Erlang atom can hold." % (option, _shown(option, text)))
+            limit = ATOM_LIMIT if option in ATOM_OPTIONS or option in PATH_COMPONENTS or option == "health" else PATH_LIMIT
+            if len(text.encode("utf-8")) > limit:
+                raise OtpReleaseError("%s %s is too long: at most %d bytes (%s)." % (
+                    option, _shown(option, text), limit, "an Erlang atom" if limit == ATOM_LIMIT else "a path"))
+        if option in PATH_COMPONENTS and isinstance(value, str) and (value in ("", ".", "..") or "/" in value):
+            raise OtpReleaseError("%s %s is not a plain %s: it would name a path outside releases/<version>/ of the root. Give "
+                                  "it as written in the .rel file, e.g. 2.0.0." % (option, _shown(option, value), option))
 
 
 def session_of(params):
@@ -83,11 +124,21 @@ def do_info(params, _check_mode):
     return dict(session_of(params).require_root().gather(), changed=False)
 
 
+def session_with_source(params, source):
+    """The session of a run with a tarball on this host: inspected first (nothing is touched before it passed), and
+    its release name is the root's when the root names none yet (a first install)."""
+    session = session_of(params)
+    if source is not None and source.on_host and os.path.exists(source.path):
+        source.inspect()
+        session.release.assume_name(source.name)
+    return session
+
+
 def do_unpack(params, check_mode):
     source = source_of(params)
     if source is None:
         raise OtpReleaseError("src is required: the release tarball to unpack.")
-    session = session_of(params)
+    session = session_with_source(params, source)
     with changing(session, check_mode):
         return unpack(session, source, check_mode)
 
@@ -100,8 +151,8 @@ def do_upgrade(params, check_mode):
     health = params.get("health")
     if health is not None:
         health = Health(health.get("module"), health.get("function"), health.get("args"), params["health_timeout"] or 10)
-    session = session_of(params)
     source = source_of(params)
+    session = session_with_source(params, source)
     if source is None:
         session.require_root()
     with changing(session, check_mode):
@@ -126,7 +177,8 @@ def do_eval(params, check_mode):
     session = session_of(params).require_root()
     facts = dict((k, v) for k, v in session.facts().items() if k not in LIVE_FACTS)
     result = run_eval(session.release, params["version"], params["module"], params["function"], params["args"],
-                      params["start_apps"], params["strings_as"], params["failed_when_result"], params["timeout"], check_mode)
+                      params["start_apps"], params["strings_as"], params["failed_when_result"], params["timeout"], check_mode,
+                      max_output=params["max_output"])
     return dict(facts, **result)
 
 
@@ -134,13 +186,19 @@ OPERATIONS = dict(info=do_info, unpack=do_unpack, verify_erts=do_verify_erts, up
                   remove=do_remove, eval=do_eval)
 
 
+def terminated(_signum, _frame):
+    """SIGTERM: leave through the finally blocks, which remove the private HOME and end the programs we started."""
+    raise SystemExit(143)
+
+
 def run(name):
     """main() of module otp.release.<name>: parse the options, run the operation, exit with its result."""
     module = AnsibleModule(**SPECS[name].module_kwargs())
     # a task timeout or Ctrl-C ends the run with SIGTERM: exit through the finally blocks (private HOME, cookie)
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
+    signal.signal(signal.SIGTERM, terminated)
     started = time.monotonic()
     try:
+        refuse_bad_values(module.params)
         result = OPERATIONS[name](module.params, module.check_mode)
     except OtpReleaseError as exc:
         fields = failure_fields(exc)

@@ -13,6 +13,7 @@ clash with the running node or reach it.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -27,6 +28,14 @@ from ansible_collections.otp.release.plugins.module_utils._versions import curre
 RESULT_FILE = "result.term"
 PROGRAM_FILE = "program.erl"
 TAGGED_VALUES = ("atom", "tuple", "binary", "charlist")
+DEFAULT_MAX_OUTPUT = 1 << 20
+# ~0p prints a byte of a binary as up to 4 characters, and the outcome holds up to 3 texts (result or reason, stack)
+RESULT_FILE_FACTOR = 12
+# What ERTS loads before any boot file (erlang:pre_loaded/0 of OTP 25): no application's ebin holds their .beam.
+PRELOADED = frozenset((
+    "atomics", "counters", "erl_init", "erl_prim_loader", "erl_tracer", "erlang", "erts_code_purger",
+    "erts_dirty_process_signal_handler", "erts_internal", "erts_literal_area_collector", "init", "persistent_term",
+    "prim_buffer", "prim_eval", "prim_file", "prim_inet", "prim_net", "prim_socket", "prim_zip", "socket_registry", "zlib"))
 
 
 def erlang_value(value, strings_as="binary"):
@@ -47,6 +56,9 @@ def erlang_value(value, strings_as="binary"):
         return erlang_value(inner, kind)
     if isinstance(value, str):
         return value.encode("utf-8") if strings_as == "binary" else str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise OtpReleaseError("%r is not an Erlang number: Erlang floats have no NaN or infinity (YAML .nan, .inf). Pass a "
+                              "finite number, or an atom ({atom: infinity})." % (value,))
     if isinstance(value, (list, tuple)):
         return [erlang_value(item, strings_as) for item in value]
     if isinstance(value, dict):
@@ -67,7 +79,13 @@ PROGRAM = """\
 BootMs = element(1, erlang:statistics(wall_clock)),
 io:setopts(standard_io, [{encoding, unicode}]),
 erlang:system_flag(backtrace_depth, 40),
-Text = fun(Term) -> unicode:characters_to_binary(io_lib:format("~0tp", [Term])) end,
+Text = fun(Term) ->
+         Bin = unicode:characters_to_binary(io_lib:format("~0tp", [Term])),
+         case byte_size(Bin) > %(max_output)d of
+           true -> {cut, binary:part(Bin, 0, %(max_output)d), byte_size(Bin)};
+           false -> Bin
+         end
+       end,
 Dirs = %(dirs)s,
 Outcome =
   case code:set_path(Dirs ++ [D || D <- code:get_path(), not lists:member(D, Dirs), D =/= "."]) of
@@ -109,9 +127,9 @@ ok = file:write_file(%(result_file)s, io_lib:format("~0p.~n", [{otprel_eval, Boo
 LOADER = "case file:script(%s) of {ok, _} -> halt(0); {error, Why} -> io:format(standard_error, \"~p~n\", [Why]), halt(3) end."
 
 
-def program(module, function, args, lib_dirs, apps, start_apps, result_file):
+def program(module, function, args, lib_dirs, apps, start_apps, result_file, max_output=DEFAULT_MAX_OUTPUT):
     return PROGRAM % dict(
-        dirs=format_term(list(lib_dirs)), apps=format_term([Atom(a) for a in apps]),
+        max_output=max_output, dirs=format_term(list(lib_dirs)), apps=format_term([Atom(a) for a in apps]),
         start_apps=format_term([Atom(a) for a in start_apps]), module=format_term(Atom(module)),
         function=format_term(Atom(function)), arity=len(args), args=format_term(list(args)),
         result_file=format_term(result_file))
@@ -159,7 +177,7 @@ class VersionLayout(object):
             raise OtpReleaseError("Version %s of %s is incomplete, %s is missing: unpack it again." % (version, release.root, missing[0]))
 
     def has_module(self, module):
-        return any(os.path.isfile(os.path.join(d, "%s.beam" % module)) for d in self.lib_dirs)
+        return module in PRELOADED or any(os.path.isfile(os.path.join(d, "%s.beam" % module)) for d in self.lib_dirs)
 
     def command(self, program_file, work_dir):
         """argv and environment of the one-off VM: no -name/-sname, so no distribution starts."""
@@ -179,8 +197,17 @@ def read_outcome(text):
     return term[1], term[2]
 
 
+def is_cut(text_binary):
+    """The VM sent {cut, First bytes, Size}: the text was longer than max_output."""
+    return isinstance(text_binary, tuple)
+
+
 def term_of(text_binary):
-    """(term, text) of a ~0tp text the VM sent as a binary; the term is the text itself when it cannot be read back."""
+    """(term, text) of a ~0tp text the VM sent as a binary; the term is the text itself when it cannot be read back
+    (or was cut, see is_cut)."""
+    if is_cut(text_binary):
+        text = text_binary[1].decode("utf-8", "replace")
+        return text, "%s ... (cut: %d bytes in all)" % (text, text_binary[2])
     text = text_binary.decode("utf-8", "replace")
     try:
         return parse(text), text
@@ -229,6 +256,10 @@ def interpret(outcome, where, name, tags):
     if kind == "ok":
         result, text = term_of(outcome[2])
         fields = dict(result=to_plain(result), result_text=text, call_ms=outcome[1])
+        if is_cut(outcome[2]):
+            fields.update(result=None, truncated=True, warnings=[
+                "The result of %s is %d bytes as text; result_text holds its first %d (max_output) and result is null."
+                % (name, outcome[2][2], len(outcome[2][1]))])
         if failed_by_tag(result, tags):
             raise OtpReleaseError("%s returned %s (%s), a failure by failed_when_result." % (name, shorten(text), where), **fields)
         return fields
@@ -252,11 +283,13 @@ def interpret(outcome, where, name, tags):
 
 
 def run_eval(release, version, module, function, args=(), start_apps=(), strings_as="binary",
-             failed_when_result=("error",), timeout=60, check_mode=False, runner=run_command):
+             failed_when_result=("error",), timeout=60, check_mode=False, runner=run_command, max_output=DEFAULT_MAX_OUTPUT):
     """Evaluate module:function(args) with the code of version (default: the running one) in a one-off VM.
 
     Returns the result fields; raises OtpReleaseError (its details hold stdout, stack, ...) on any failure."""
     started = time.monotonic()
+    if max_output < 1024:
+        raise OtpReleaseError("max_output is %s: give at least 1024 (bytes)." % max_output)
     if not version:
         version = current_version(release.release_states())
         if not version:
@@ -264,7 +297,7 @@ def run_eval(release, version, module, function, args=(), start_apps=(), strings
     layout = VersionLayout(release, version)
     erlang_args = [erlang_value(a, strings_as) for a in args]
     call = mfa_text(module, function, erlang_args)
-    fields = dict(version=version, call=call, warnings=layout.warnings)
+    fields = dict(version=version, call=call, warnings=list(layout.warnings))
     if check_mode:
         if not layout.has_module(module):
             raise OtpReleaseError("Module %s is not in the applications of version %s of %s (no %s.beam in %s)."
@@ -277,27 +310,33 @@ def run_eval(release, version, module, function, args=(), start_apps=(), strings
         program_file = os.path.join(work_dir, PROGRAM_FILE)
         result_file = os.path.join(work_dir, RESULT_FILE)
         with open(program_file, "w") as handle:
-            handle.write(program(module, function, erlang_args, layout.lib_dirs, layout.apps, start_apps, result_file))
+            handle.write(program(module, function, erlang_args, layout.lib_dirs, layout.apps, start_apps, result_file, max_output))
         argv, env = layout.command(program_file, work_dir)
         try:
-            rc, out, err = runner(argv, env=env, timeout=timeout)
+            rc, out, err = runner(argv, env=env, timeout=timeout, max_output=max_output)
         except NodeError as exc:
             if exc.kind != "timeout":
                 raise
             raise OtpReleaseError("%s did not finish within %s s: the one-off VM of version %s was killed. Raise timeout if it "
                                   "needs longer; check what the function left half done." % (call, timeout, version), **fields)
         fields.update(stdout=out, duration_ms=int((time.monotonic() - started) * 1000))
+        if getattr(out, "cut_bytes", 0):
+            fields["truncated"] = True
+            fields["warnings"].append("The one-off VM printed %d bytes; stdout holds the first %d (max_output)."
+                                      % (len(out.encode()) + out.cut_bytes, max_output))
         if not os.path.isfile(result_file):
             raise OtpReleaseError("The one-off VM of version %s exited with code %s before %s returned (did the function halt "
                                   "the VM?): %s" % (version, rc, call, shorten((err + out).strip(), 1500)), stderr=err, rc=rc, **fields)
         # ~p writes every character of the outer term as one byte
         with open(result_file, encoding="latin-1") as handle:
-            boot_ms, outcome = read_outcome(handle.read())
+            boot_ms, outcome = read_outcome(handle.read(RESULT_FILE_FACTOR * max_output + RESULT_FILE_FACTOR * 4096))
         fields["boot_ms"] = boot_ms
         try:
             where = "version %s of %s" % (version, release.root)
             name = "%s:%s/%d" % (format_term(Atom(module)), format_term(Atom(function)), len(erlang_args))
-            fields.update(interpret(outcome, where, name, failed_when_result))
+            answer = interpret(outcome, where, name, failed_when_result)
+            fields["warnings"] += answer.pop("warnings", [])
+            fields.update(answer)
         except OtpReleaseError as exc:
             exc.fields = dict(fields, **exc.fields)
             raise

@@ -70,6 +70,22 @@ def upgrade(session, version, options, source=None, health=None, keep=None, chec
         version = source.version
         if check_mode and unpacked["changed"]:
             return _check_without_unpack(session, source, options, unpacked, started)
+    try:
+        return _change_after_unpack(session, version, options, source, health, keep, check_mode, unpacked, started, strategy,
+                                    restart_options)
+    except OtpReleaseError as exc:
+        if unpacked is not None and unpacked["changed"] and not check_mode:
+            # the unpack happened: the failed result must say the host changed
+            exc.fields.update(changed=True, unpack=_step_fields(unpacked))
+        raise
+
+
+def _step_fields(unpacked):
+    return dict((k, unpacked.get(k)) for k in STEP_KEYS)
+
+
+def _change_after_unpack(session, version, options, source, health, keep, check_mode, unpacked, started, strategy,
+                         restart_options):
     repaired = unpacked.get("repaired_releases", []) if unpacked else repair_releases(
         session, session.live("change the release of"), check_mode)[1]
     erts_checks = None
@@ -81,7 +97,7 @@ def upgrade(session, version, options, source=None, health=None, keep=None, chec
     result["repaired_releases"] = repaired
     result["changed"] = result["changed"] or bool(repaired)
     if unpacked is not None:
-        result["unpack"] = dict((k, unpacked.get(k)) for k in STEP_KEYS)
+        result["unpack"] = _step_fields(unpacked)
         result["changed"] = result["changed"] or unpacked["changed"]
     if erts_checks is not None:
         result["erts_checks"] = erts_checks
@@ -109,7 +125,7 @@ def _check_without_unpack(session, source, options, unpacked, started):
     refuse_code_mismatch(live)
     result = dict(session.facts(live), changed=True, from_version=live.running_version, to_version=source.version,
                   direction="up", permanent=bool(options.permanent), restart="unknown", instructions={},
-                  unpack=dict((k, unpacked.get(k)) for k in STEP_KEYS))
+                  unpack=_step_fields(unpacked))
     result.update(dict((k, v) for k, v in unpacked.items() if k in ("erts_version", "relup_up_from", "relup_down_to", "sha256")))
     if source.on_host:
         facts = source.facts

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import shutil
 import subprocess
 import tempfile
+import time
 
 from ansible_collections.otp.release.plugins.module_utils._errors import NodeError
 
@@ -20,17 +22,80 @@ from ansible_collections.otp.release.plugins.module_utils._errors import NodeErr
 CLEARED_ENV = ("ERL_FLAGS", "ERL_AFLAGS", "ERL_ZFLAGS", "ERL_LIBS")
 
 
-def run_command(argv, stdin_text=None, env=None, timeout=None):
-    """Run argv[0] (an absolute path) with LANG=C; returns (rc, stdout, stderr)."""
+class Output(str):
+    """A program's output as text; cut_bytes: how many bytes past the cap were read and dropped."""
+
+    cut_bytes = 0
+
+
+def _decoded(data, dropped):
+    text = Output(data.decode("utf-8", "replace"))
+    text.cut_bytes = dropped
+    return text
+
+
+def _exchange(proc, stdin_bytes, max_output, deadline):
+    """Write stdin_bytes, read stdout and stderr until both close; keep at most max_output bytes of each (None: all).
+    Returns ([stdout, stderr], [bytes dropped of each]); raises subprocess.TimeoutExpired past deadline."""
+    kept, dropped = [bytearray(), bytearray()], [0, 0]
+    with selectors.DefaultSelector() as selector:
+        if proc.stdin:
+            if stdin_bytes:
+                selector.register(proc.stdin, selectors.EVENT_WRITE)
+            else:
+                proc.stdin.close()
+        selector.register(proc.stdout, selectors.EVENT_READ, 0)
+        selector.register(proc.stderr, selectors.EVENT_READ, 1)
+        while selector.get_map():
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                raise subprocess.TimeoutExpired(proc.args, 0)
+            for key, _events in selector.select(wait):
+                if key.fileobj is proc.stdin:
+                    try:
+                        written = os.write(proc.stdin.fileno(), stdin_bytes[:65536])
+                    except BrokenPipeError:
+                        written = len(stdin_bytes)
+                    stdin_bytes = stdin_bytes[written:]
+                    if not stdin_bytes:
+                        selector.unregister(proc.stdin)
+                        proc.stdin.close()
+                    continue
+                chunk = os.read(key.fileobj.fileno(), 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                room = len(chunk) if max_output is None else max(0, max_output - len(kept[key.data]))
+                kept[key.data] += chunk[:room]
+                dropped[key.data] += len(chunk) - min(room, len(chunk))
+    return kept, dropped
+
+
+def run_command(argv, stdin_text=None, env=None, timeout=None, max_output=None):
+    """Run argv[0] (an absolute path) with LANG=C; returns (rc, stdout, stderr) as Output texts.
+
+    max_output: at most that many bytes of stdout and of stderr are kept (the rest is read and dropped, so memory
+    stays bounded whatever the program prints); Output.cut_bytes says how much was dropped."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env["LANG"] = full_env["LC_ALL"] = "C"
-    try:
-        proc = subprocess.run(argv, input=stdin_text, env=full_env, timeout=timeout, check=False,  # pylint: disable=ansible-bad-function
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8", errors="replace")
-    except subprocess.TimeoutExpired:
-        raise NodeError("timeout", "%s did not finish within %s s." % (os.path.basename(argv[0]), timeout))
-    return proc.returncode, proc.stdout, proc.stderr
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stdin = subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL
+    with subprocess.Popen(argv, env=full_env, stdin=stdin,  # pylint: disable=ansible-bad-function
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            kept, dropped = _exchange(proc, (stdin_text or "").encode("utf-8"), max_output, deadline)
+            proc.wait(None if deadline is None else max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise NodeError("timeout", "%s did not finish within %s s." % (os.path.basename(argv[0]), timeout))
+        except BaseException:
+            # SIGTERM (SystemExit) or any error: the program does not outlive us
+            proc.kill()
+            proc.wait()
+            raise
+    return proc.returncode, _decoded(bytes(kept[0]), dropped[0]), _decoded(bytes(kept[1]), dropped[1])
 
 
 def erlexec_command(erts_bin, boot, boot_vars, args, env=None):

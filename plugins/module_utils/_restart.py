@@ -30,6 +30,7 @@ from ansible_collections.otp.release.plugins.module_utils._relfiles import (
     relup_owner,
 )
 from ansible_collections.otp.release.plugins.module_utils._session import states_text, states_yaml
+from ansible_collections.otp.release.plugins.module_utils._audit import audit_change
 from ansible_collections.otp.release.plugins.module_utils._change import change, make_permanent, plan_change, refuse_code_mismatch
 
 STRATEGIES = ("hot", "restart", "auto")
@@ -64,8 +65,9 @@ def relup_gap(release, plan):
     return None
 
 
-def choose_method(session, live, plan, strategy):
-    """(hot|restart, why) for one host, before any change (strategy restart or auto)."""
+def choose_method(session, live, plan, strategy, review_mode="warn"):
+    """(hot|restart, why) for one host, before any change (strategy restart or auto): auto goes hot only along a relup
+    path the node can take and whose review (unless off) finds nothing."""
     if strategy == "restart":
         return "restart", "strategy restart"
     gap = relup_gap(session.release, plan)
@@ -75,6 +77,10 @@ def choose_method(session, live, plan, strategy):
     if full.restart != "none" and not live.heart:
         return "restart", "the relup %s -> %s restarts the emulator (%s) and node %s runs without heart" % (
             plan.from_version, plan.to_version, full.restart, live.node)
+    findings = audit_change(session, plan.from_version, plan.to_version, full.instructions).findings if review_mode != "off" else []
+    if findings:
+        return "restart", "the relup review found %s" % ", ".join(sorted(set(
+            "%s %s" % (f["kind"], f["module"] or f["app"]) for f in findings)))
     return "hot", "the relup has a path %s -> %s (restart: %s)" % (plan.from_version, plan.to_version, full.restart)
 
 
@@ -89,7 +95,7 @@ def change_by_strategy(session, to_version, direction, options, strategy="hot", 
     if plan.direction == "none":
         return dict(change(session, plan.to_version, direction, options, check_mode), method="none",
                     method_reason="node %s runs %s already" % (live.node, plan.to_version))
-    method, reason = choose_method(session, live, plan, strategy)
+    method, reason = choose_method(session, live, plan, strategy, options.relup_review)
     if method == "hot":
         result = dict(change(session, plan.to_version, direction, options, check_mode), state_kept=True)
     else:

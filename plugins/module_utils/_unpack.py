@@ -128,6 +128,10 @@ SHA256_MARKER = ".otp-release.sha256"  # in releases/<vsn>/: the sha256 of the t
 
 def unpack(session, source, check_mode=False):
     """Unpack source into the session's root as the state of the root allows (see the module's docstring)."""
+    if source.on_host and source.version and not os.path.exists(source.path):
+        known = _known_without_tarball(session, source)
+        if known is not None:
+            return known
     if source.on_host:
         source.inspect()
     elif not (source.name and source.version):
@@ -204,6 +208,18 @@ def _remove_unpacked(session, version):
                               % (version, session.node, explain_unpack(answer[0][1] if isinstance(answer[0], tuple)
                                                                      else answer[0])), raw=answer[0])
     return session.learn(Live(*answer[1]))
+
+
+def _known_without_tarball(session, source):
+    """A re-run whose tarball is gone: nothing to do when the node (RELEASES when it is down) knows the version."""
+    release = session.release
+    if not release.exists():
+        return None
+    live, _why = session.live_or_down()
+    states = dict(live.states) if live else dict((e["version"], e["state"]) for e in release.release_states())
+    if source.version not in states:
+        return None
+    return _result(session, live, states, _root_info(release, source.version), False, "none")
 
 
 def _node_down(session, source):

@@ -78,6 +78,15 @@ options:
     type: list
     elements: str
     default: [error]
+  max_output:
+    description:
+      - At most this many bytes of the VM's standard output, of its standard error, and of the text of the result (or of
+        the exception's reason and stack) reach the result. The rest is read and dropped, so a function that prints or
+        returns gigabytes cannot exhaust the memory of the host or the controller.
+      - When something was cut, RV(truncated) is true and a warning says how much there was. A cut result has RV(result)
+        null and only the start of RV(result_text).
+    type: int
+    default: 1048576
 attributes:
   check_mode:
     support: partial
@@ -94,7 +103,9 @@ notes:
     Set C(changed_when) from RV(result) (for example a list of applied migrations that is not empty).
   - O(timeout) is the time limit of the whole VM, boot and call. On timeout the VM is killed and the task fails.
   - A C(sys.config.src) or C(vm.args.src) is not rendered; only a ready C(sys.config) is used.
-  - Output the function prints goes to RV(stdout), log messages of the VM too.
+  - Output the function prints goes to RV(stdout), log messages of the VM too, up to O(max_output) bytes.
+  - The modules ERTS preloads (such as C(erlang), C(init), C(zlib)) count as present in check mode, although no
+    application of the version holds their C(.beam).
   - Only O(root), O(name) and O(timeout) of the shared options matter here; O(node), O(cookie), O(cookie_file) and
     O(channel) are accepted (for C(module_defaults)) and not used, since the module never calls the node.
 """
@@ -157,6 +168,11 @@ stdout:
   description: What the VM printed on standard output (the function's output and log messages).
   returned: when the VM ran
   type: str
+truncated:
+  description: True when the VM's output or the text of the result was longer than O(max_output) bytes and was cut.
+  returned: when something was cut
+  type: bool
+  sample: true
 stderr:
   description: What the VM printed on standard error.
   returned: when the VM stopped without a result

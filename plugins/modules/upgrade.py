@@ -230,6 +230,13 @@ start_version:
   description: The version a cold start would boot afterwards.
   returned: success
   type: str
+pointer_switched:
+  description:
+    - True when the run switched the cold-start pointer (C(bin/<name>), C(start_erl.data)). On a run with nothing else
+      to do, this repairs what a run stopped between C(make_permanent) and the pointer left, and a warning says so.
+    - False in a failed result when the node changed but the pointer could not be switched (for example a full disk).
+  returned: when the node runs the version
+  type: bool
 os_pid:
   description: The OS pid of the node's C(beam.smp) afterwards.
   returned: success

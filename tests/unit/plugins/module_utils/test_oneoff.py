@@ -57,7 +57,7 @@ class FakeVM(object):
         self.raise_error = raise_error
         self.calls = []
 
-    def __call__(self, argv, stdin_text=None, env=None, timeout=None):
+    def __call__(self, argv, stdin_text=None, env=None, timeout=None, max_output=None):
         program_file = re.search(r'file:script\("([^"]+)"\)', argv[-1]).group(1)
         with open(program_file) as handle:
             text = handle.read()
