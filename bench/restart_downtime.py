@@ -60,7 +60,7 @@ def main():
         print("%-28s %14s %14s %14s" % ("node", "downtime ms", "module ms", "playbook ms"))
         for name, runs in samples.items():
             print("%-28s %14.0f %14.0f %14.0f" % (name, statistics.median(r[0] for r in runs),
-                                                 statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs)))
+                                                  statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs)))
         every = [r[0] for runs in samples.values() for r in runs]
         print("median downtime over %d restarts of %d nodes: %.0f ms (min %d, max %d)"
               % (len(every), len(nodes), statistics.median(every), min(every), max(every)))

@@ -206,7 +206,7 @@ def hold_lock(directory, wait_seconds):
                 if time.monotonic() >= deadline:
                     raise OtpReleaseError("Another run holds the lock of %s (%s) and did not finish within %s s. Nothing was "
                                           "changed; run again when it is done." % (directory, lock_holder(directory) or
-                                                                                  "holder unknown", wait_seconds))
+                                                                                   "holder unknown", wait_seconds))
                 time.sleep(0.1)
         yield
     finally:

@@ -10,7 +10,7 @@ import time
 
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, format_term, to_plain
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError, show_term
-from ansible_collections.otp.release.plugins.module_utils._change import change, check_restart_program, plan_change, refuse_code_mismatch
+from ansible_collections.otp.release.plugins.module_utils._change import check_restart_program, plan_change, refuse_code_mismatch
 from ansible_collections.otp.release.plugins.module_utils._relfiles import Relup, instruction_summary
 from ansible_collections.otp.release.plugins.module_utils._remove import remove_releases
 from ansible_collections.otp.release.plugins.module_utils._repair import repair_releases

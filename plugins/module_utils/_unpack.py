@@ -206,7 +206,7 @@ def _remove_unpacked(session, version):
     if answer[0] != "ok":
         raise OtpReleaseError("Cannot replace unpacked version %s on node %s: remove_release failed: %s. Nothing was changed."
                               % (version, session.node, explain_unpack(answer[0][1] if isinstance(answer[0], tuple)
-                                                                     else answer[0])), raw=answer[0])
+                                                                       else answer[0])), raw=answer[0])
     return session.learn(Live(*answer[1]))
 
 

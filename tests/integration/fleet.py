@@ -87,7 +87,7 @@ def processes(wanted):
 
 def free_port_on_all(addresses):
     """A TCP port free on every address."""
-    for _ in range(50):
+    for _attempt in range(50):
         with socket.socket() as probe:
             probe.bind((addresses[0], 0))
             port = probe.getsockname()[1]
@@ -248,7 +248,7 @@ class Fleet(object):
                               stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False, cwd=str(host.home))
         if check and done.returncode != 0:
             raise RuntimeError("as %s: %s failed (exit %d): %s" % (host.user, " ".join(map(str, argv)),
-                                                                 done.returncode, done.stdout))
+                                                                   done.returncode, done.stdout))
         return done.returncode, done.stdout
 
     def reset(self, version="1.0.0", empty=()):

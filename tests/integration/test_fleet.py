@@ -126,7 +126,7 @@ def assert_owned_and_restartable(fleet, version):
         assert rc == 0, "%s: bin/kvstore stop as %s: %s" % (host.name, host.user, output)
         fleet.stop_node(host)
         fleet.start_node(host)
-        booted, states, _ = node_state(fleet, host)
+        booted, states, _os_pid = node_state(fleet, host)
         assert (booted, states.get(version)) == (version, "permanent"), (host.name, booted, states)
 
 
@@ -213,7 +213,7 @@ def test_an_unreachable_host_and_a_stopped_node_stop_the_rollout_before_any_chan
     before = root_listing(fleet, app1)
     variables = upgrade_vars(fleet, world)
 
-    rc, output, _ = playbook(fleet, inventory, "otp.release.migrate_then_upgrade", variables)
+    rc, output, _elapsed = playbook(fleet, inventory, "otp.release.migrate_then_upgrade", variables)
     assert rc != 0
     assert "Nothing was changed on any host" in output, output
     assert re.search(r"app2 is unreachable: .*127\.0\.0\.5", output), output
@@ -227,13 +227,13 @@ def test_an_unreachable_host_and_a_stopped_node_stop_the_rollout_before_any_chan
     assert node_state(fleet, app1) == ("1.0.0", {"1.0.0": "permanent"}, pid)
     assert migrations(fleet) == [], "the migration ran"
 
-    rc, output, _ = playbook(fleet, inventory, "otp.release.report")
+    rc, output, _elapsed = playbook(fleet, inventory, "otp.release.report")
     assert rc == 0, output
     rows = report_rows(output)
     assert "unreachable" in rows["app2"] and re.search(r"\bdown\b", rows["app3"]) and re.search(r"\bup\b", rows["app1"]), output
 
     variables["otp_release_allow_down_hosts"] = True
-    rc, output, _ = playbook(fleet, inventory, "otp.release.migrate_then_upgrade", variables)
+    rc, output, _elapsed = playbook(fleet, inventory, "otp.release.migrate_then_upgrade", variables)
     assert rc == 0, output
     assert re.search(r"Skipped, as otp_release_allow_down_hosts is set: app2, app3", output), output
     assert node_state(fleet, app1) == ("2.0.0", {"1.0.0": "old", "2.0.0": "permanent"}, pid)
@@ -250,7 +250,7 @@ def test_report_shows_a_host_without_a_root_and_an_unreachable_host(ssh_fleet, t
     inventory = fleet.inventory(tmp_path / "inventory.ini", host_vars={"app3": {"ansible_host": UNREACHABLE_ADDRESS}})
     with inventory.open("a") as handle:
         handle.write("\n[otp_release]\nnorelease ansible_host=127.0.0.2 ansible_connection=local\n")
-    rc, output, _ = playbook(fleet, inventory, "otp.release.report")
+    rc, output, _elapsed = playbook(fleet, inventory, "otp.release.report")
     assert rc == 0, output
     rows = report_rows(output)
     assert re.search(r"\bup\b", rows["app1"]) and re.search(r"\bup\b", rows["app2"]), output

@@ -96,7 +96,7 @@ def cold_start_boots(node, app, version, states):
     old_pid = node.pid
     new_pid = node.cold_restart()
     assert new_pid != old_pid
-    os_pid, _, running, shape, keys, now = snapshot(node, app)
+    os_pid, _server_pid, running, shape, keys, now = snapshot(node, app)
     assert (os_pid, running, shape, now) == (new_pid, version, "v2" if version == app["new"] else "v1", states)
     put_keys(node, app)
 

@@ -9,7 +9,7 @@ from ansible_cli import run_module
 from ansible_collections.otp.release.plugins.module_utils._erlterm import parse, to_plain
 
 import world as kvworld
-from test_playbooks import EXPECTED_DATA, fleet, upgrade_vars  # noqa: F401 (fleet is a fixture)
+from test_playbooks import EXPECTED_DATA, fleet, upgrade_vars  # noqa: F401  pylint: disable=unused-import
 
 KEYS = ["a", "b", "c"]
 STATE = ("{list_to_integer(os:getpid()), element(2, init:script_id()), "

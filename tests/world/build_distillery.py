@@ -74,7 +74,7 @@ def new_cookie():
     which vm.args would read as syntax."""
     others = [chr(c) for c in range(0x21, 0x7F) if chr(c) not in "\"'\\#" + SHELL_METACHARACTERS]
     chars = list(SHELL_METACHARACTERS)
-    chars += [secrets.choice(others) for _ in range(COOKIE_LENGTH - len(chars))]
+    chars += [secrets.choice(others) for _index in range(COOKIE_LENGTH - len(chars))]
     for index in range(len(chars) - 1, 0, -1):
         swap = secrets.randbelow(index + 1)
         chars[index], chars[swap] = chars[swap], chars[index]
@@ -100,12 +100,12 @@ def tarball_name(name):
 def make(relx_tarball, target, node, cookie, fault=None):
     with tarfile.open(relx_tarball, "r:gz") as source:
         members = [(info, source.extractfile(info).read() if info.isfile() else None) for info in source]
-    version = next(info.name.split("/")[1] for info, _ in members
+    version = next(info.name.split("/")[1] for info, _data in members
                    if info.name.startswith("releases/") and info.name.endswith("/" + NAME + ".rel")
                    and info.name.count("/") == 2)
     release_dir = "releases/{0}/".format(version)
     start_erl_data = next(data for info, data in members if info.name == "releases/start_erl.data")
-    template = next(info for info, _ in members if info.name == release_dir + NAME + ".rel")
+    template = next(info for info, _data in members if info.name == release_dir + NAME + ".rel")
     kept = []
     for info, data in members:
         if info.name in RELX_ONLY or info.name.startswith("bin/{0}-".format(NAME)):
@@ -119,7 +119,7 @@ def make(relx_tarball, target, node, cookie, fault=None):
              entry(template, release_dir + "hooks", None)]
     added += [entry(template, release_dir + "hooks/" + hook, None) for hook in HOOKS]
     # Distillery's archiver adds these again after systools: the same bytes and modes, a second time
-    names = set(info.name for info, _ in kept)
+    names = set(info.name for info, _data in kept)
     again = [(info, data) for info, data in kept + added
              if info.name in names and info.name[len(release_dir):] in DUPLICATED_FILES]
     again += [(info, data) for info, data in added if "/hooks/" in info.name]
