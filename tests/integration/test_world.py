@@ -158,7 +158,8 @@ def test_fault_tarballs(world):
                           "dotdot", "absolute", "symlink-out", "hardlink-out", "foreign-erts",
                           "missing-lib", "mix-0.1.0", "mix-0.2.0", "distillery-1.0.0", "distillery-2.0.0",
                           "distillery-2.0.0-differing", "distillery-2.0.0-retyped", "2.0.0-forgets", "2.0.0-unadded",
-                          "2.0.0-supervisor", "2.0.0-nocodechange", "2.0.0-ticker", "2.0.0-ticker-purge"}
+                          "2.0.0-supervisor", "2.0.0-nocodechange", "2.0.0-ticker", "2.0.0-ticker-purge",
+                          "2.0.0-crashboot"}
 
     def members(name):
         with tarfile.open(world[name], "r:gz") as archive:
