@@ -21,7 +21,7 @@ from ansible_collections.otp.release.plugins.module_utils._oneoff import run_eva
 from ansible_collections.otp.release.plugins.module_utils._pipeline import Health, upgrade
 from ansible_collections.otp.release.plugins.module_utils._remove import remove_releases
 from ansible_collections.otp.release.plugins.module_utils._restart import RestartOptions, change_by_strategy
-from ansible_collections.otp.release.plugins.module_utils._session import Session
+from ansible_collections.otp.release.plugins.module_utils._session import Session, user_name
 from ansible_collections.otp.release.plugins.module_utils._unpack import Source, unpack
 from ansible_collections.otp.release.plugins.module_utils._verify import verify
 
@@ -205,6 +205,9 @@ def run(name):
         for warning in fields.pop("warnings", []):
             module.warn(warning)
         module.fail_json(msg=exc.msg, **fields)
+    except PermissionError as exc:
+        module.fail_json(msg="Permission denied: user %s cannot use %s (%s). Run the task as the owner of the release root "
+                         "(become_user) or as root." % (user_name(os.geteuid()), exc.filename, exc.strerror))
     for warning in result.pop("warnings", []):
         module.warn(warning)
     result.setdefault("duration_ms", int((time.monotonic() - started) * 1000))

@@ -64,6 +64,12 @@ def releases_file_text(entries):
     return "%% coding: utf-8\n" + format_term(terms) + ".\n"
 
 
+def rel_text(name, version, erts, applications):
+    """A .rel file for a release and its [(app, vsn)]."""
+    term = (Atom("release"), (name, version), (Atom("erts"), erts), [(Atom(app), vsn) for app, vsn in applications])
+    return "%% coding: utf-8\n" + format_term(term) + ".\n"
+
+
 def rel_libs(applications):
     """[(app, vsn, lib dir)] of a .rel's [(app, vsn)], with the lib dirs relative to the root."""
     return [(app, vsn, "lib/%s-%s" % (app, vsn)) for app, vsn in applications]

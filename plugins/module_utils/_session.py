@@ -112,6 +112,12 @@ class Session(object):
         self._live = None  # (Live or None, why it is down)
 
     def require_root(self):
+        root = self.release.root
+        for path in (root, self.release.path("releases")):
+            if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
+                raise OtpReleaseError("Permission denied: user %s cannot read %s. Run the task as the owner of the release "
+                                      "root (become_user: %s) or as root." % (user_name(os.geteuid()), path,
+                                                                              user_name(os.stat(path).st_uid)))
         if not self.release.exists():
             raise OtpReleaseError("%s is not a release root: it has no releases/ directory. Give the directory that holds "
                                   "bin/, erts-<vsn>/, lib/ and releases/." % self.release.root)

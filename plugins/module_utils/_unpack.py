@@ -37,7 +37,7 @@ from ansible_collections.otp.release.plugins.module_utils._files import (
     write_text,
 )
 from ansible_collections.otp.release.plugins.module_utils._identity import find_node_process
-from ansible_collections.otp.release.plugins.module_utils._relfiles import releases_text
+from ansible_collections.otp.release.plugins.module_utils._relfiles import rel_text, releases_text
 from ansible_collections.otp.release.plugins.module_utils._repair import repair_releases
 from ansible_collections.otp.release.plugins.module_utils._session import LIVE_EXPR, Live, states_yaml, user_name
 from ansible_collections.otp.release.plugins.module_utils._tarball import checksum_mismatch, extract_members, inspect_file, parse_checksum
@@ -149,8 +149,9 @@ def unpack(session, source, check_mode=False):
     live, repaired = repair_releases(session, live, check_mode)
     replaced = source.version in live.states and _replaces(release, source, live.states[source.version], live.node)
     if source.version in live.states and not replaced:
-        return dict(_result(session, live, before, _root_info(release, source.version), bool(repaired), "none"),
-                    repaired_releases=repaired)
+        restored = restore_rel(session, source.version, check_mode)
+        result = _result(session, live, before, _root_info(release, source.version), bool(repaired or restored), "none")
+        return dict(result, repaired_releases=repaired, restored_files=restored)
     if not source.on_host:
         placed = release.path("releases", source.version, source.name + ".tar.gz")
         expected = parse_checksum(source.checksum)
@@ -175,6 +176,20 @@ def unpack(session, source, check_mode=False):
     if replaced:
         result["replaced"] = True
     return dict(result, repaired_releases=repaired)
+
+
+def restore_rel(session, version, check_mode=False):
+    """release_handler deletes releases/<vsn>/<name>.rel when it unpacks; a run killed before it put the file back
+    leaves it missing for good. Write it again from the version's RELEASES entry; [] or [its path]."""
+    release = session.release
+    path = release.path("releases", version, "%s.rel" % release.name)
+    entry = next((e for e in release.releases_file() if e["version"] == version and e["libs"]), None)
+    if os.path.exists(path) or entry is None or not os.path.isdir(os.path.dirname(path)):
+        return []
+    if not check_mode:
+        write_text(path, rel_text(entry["name"], version, entry["erts"], [(app, vsn) for app, vsn, _dir in entry["libs"]]),
+                   owner=session.owner())
+    return [path]
 
 
 def _unpacked_sha256(release, version):

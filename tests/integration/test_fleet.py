@@ -256,3 +256,41 @@ def test_report_shows_a_host_without_a_root_and_an_unreachable_host(ssh_fleet, t
     assert re.search(r"\bup\b", rows["app1"]) and re.search(r"\bup\b", rows["app2"]), output
     assert re.search(r"unreachable\s+.*127\.0\.0\.5", rows["app3"]), output
     assert "no otp_release_root" in rows["norelease"], output
+
+
+def test_a_root_the_nodes_user_cannot_write_blocks_staging_before_any_node_changes(ssh_fleet, world, tmp_path):
+    """app2's lib/ is not writable by app2's user (release_handler unpacks there, as that user): staging stops the
+    rollout for every host, with the plan table naming app2 and why, before the migration and before any node
+    changes; --check says the same and changes nothing."""
+    fleet = ssh_fleet
+    pids = fleet.start_nodes()
+    app2 = fleet.hosts["app2"]
+    lib = app2.root / "lib"
+    lib.chmod(0o555)
+    try:
+        inventory = fleet.inventory(tmp_path / "inventory.ini")
+        variables = upgrade_vars(fleet, world)
+        listings = dict((name, root_listing(fleet, host)) for name, host in fleet.hosts.items())
+        rc, checked, _elapsed = run_check(fleet, inventory, variables)
+        assert rc != 0, checked
+        assert re.search(r"app2: The node of %s runs as %s, who cannot write %s" % (
+            re.escape(str(app2.root)), app2.user, re.escape(str(lib))), checked), checked
+        assert dict((name, root_listing(fleet, host)) for name, host in fleet.hosts.items()) == listings
+
+        rc, output, _elapsed = playbook(fleet, inventory, "otp.release.migrate_then_upgrade", variables)
+        assert rc != 0, output
+        assert "No node was changed" in output and re.search(r"app2: The node of .* cannot write", output), output
+        assert migrations(fleet) == [], "the migration ran"
+        for name, host in fleet.hosts.items():
+            version, states, pid = node_state(fleet, host)
+            assert (version, states["1.0.0"], pid) == ("1.0.0", "permanent", pids[name])
+        assert "2.0.0" not in node_state(fleet, app2)[1]
+    finally:
+        lib.chmod(0o755)
+
+
+def run_check(fleet, inventory, variables):
+    started = time.monotonic()
+    rc, output = run_playbook("otp.release.migrate_then_upgrade", variables, inventory=inventory, env=fleet.ansible_env(),
+                              interpreter=None, check=True)
+    return rc, output, time.monotonic() - started

@@ -13,11 +13,11 @@ import pytest
 from ansible_collections.otp.release.plugins.module_utils import _identity, _module, _unpack
 from ansible_collections.otp.release.plugins.module_utils._erlterm import Atom, parse_all
 from ansible_collections.otp.release.plugins.module_utils._errors import NodeError, OtpReleaseError
-from ansible_collections.otp.release.plugins.module_utils._relfiles import Relup, releases_text
+from ansible_collections.otp.release.plugins.module_utils._relfiles import Relup, parse_rel, rel_libs, releases_file_text, releases_text
 from ansible_collections.otp.release.plugins.module_utils._root import ReleaseRoot
 from ansible_collections.otp.release.plugins.module_utils._session import LIVE_EXPR, Session
 from ansible_collections.otp.release.plugins.module_utils._tarball import inspect_file, parse_checksum
-from ansible_collections.otp.release.plugins.module_utils._unpack import Source, first_install, unpack, unpack_on_node
+from ansible_collections.otp.release.plugins.module_utils._unpack import Source, first_install, restore_rel, unpack, unpack_on_node
 from ansible_collections.otp.release.plugins.module_utils._verify import verify
 
 pytestmark = pytest.mark.usefixtures("no_node_process")
@@ -496,3 +496,20 @@ def test_verify_a_downgrade_reads_the_running_versions_relup(erts_root):
         verify(live_on(erts_root, "2.0.0", "13.1.6"), "1.0.0")
     assert verify(live_on(erts_root, "1.0.0", "13.1.5"), "1.0.0")["ok"]
     assert verify(live_on(erts_root, None, None), "2.0.0")["erts_running"] is None  # no node
+
+
+
+def test_a_rel_lost_in_a_killed_unpack_is_written_again_from_releases(tmp_path, no_node_process):
+    """release_handler deletes releases/<vsn>/<name>.rel when it unpacks, and a run killed before it was put back
+    leaves it missing: the next unpack of the known version writes it again from the version's RELEASES entry."""
+    apps = [("kernel", "8.5.3"), ("kvstore", "2.0.0")]
+    (tmp_path / "releases" / "2.0.0").mkdir(parents=True)
+    (tmp_path / "releases" / "RELEASES").write_text(releases_file_text([
+        dict(name="kvstore", version="2.0.0", erts="13.1.5", libs=rel_libs(apps), state="unpacked")]))
+    session = Session(str(tmp_path), "kvstore")
+    assert restore_rel(session, "2.0.0", check_mode=True) == [str(tmp_path / "releases" / "2.0.0" / "kvstore.rel")]
+    assert not (tmp_path / "releases" / "2.0.0" / "kvstore.rel").exists()
+    assert restore_rel(session, "2.0.0") == [str(tmp_path / "releases" / "2.0.0" / "kvstore.rel")]
+    rel = (tmp_path / "releases" / "2.0.0" / "kvstore.rel").read_text()
+    assert parse_rel(rel, "kvstore.rel") == ("kvstore", "2.0.0", "13.1.5", apps)
+    assert restore_rel(session, "2.0.0") == []
