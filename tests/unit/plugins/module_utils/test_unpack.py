@@ -498,7 +498,6 @@ def test_verify_a_downgrade_reads_the_running_versions_relup(erts_root):
     assert verify(live_on(erts_root, None, None), "2.0.0")["erts_running"] is None  # no node
 
 
-
 def test_a_rel_lost_in_a_killed_unpack_is_written_again_from_releases(tmp_path, no_node_process):
     """release_handler deletes releases/<vsn>/<name>.rel when it unpacks, and a run killed before it was put back
     leaves it missing: the next unpack of the known version writes it again from the version's RELEASES entry."""
