@@ -2,15 +2,17 @@
 # Copyright (c) otp.release contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The one place that runs a program (the seam unit tests replace), the erlexec command line of a VM booted
-from a release, and the private HOME that carries a cookie."""
+"""The one place that runs or starts a program (run_command, the seam unit tests replace; launch, which starts a node
+as its user), the erlexec command line of a VM booted from a release, and the private HOME that carries a cookie."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import selectors
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -153,3 +155,37 @@ def private_home(cookie):
         yield home
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _as_user(owner):
+    """preexec_fn that makes the child the node's OS user, when we are root and it is not."""
+    if owner is None or os.geteuid() != 0 or owner[0] == 0:
+        return None
+    uid, gid = owner
+
+    def demote():
+        try:
+            os.initgroups(pwd.getpwuid(uid).pw_name, gid)
+        except KeyError:
+            os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    return demote
+
+
+def launch(argv, env, cwd, owner, seconds):
+    """Run the start command as the node's user; it returns once the node is on its way (run_erl -daemon).
+    Returns (rc or None when it did not return within seconds, its output)."""
+    with tempfile.TemporaryFile(mode="w+") as output:
+        # not run_command: the node's start must outlive this call, and runs as the node's user
+        child = subprocess.Popen(  # pylint: disable=ansible-bad-function,subprocess-popen-preexec-fn
+            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            preexec_fn=_as_user(owner), start_new_session=True)
+        try:
+            rc = child.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            rc = None
+        output.seek(0)
+        return rc, output.read()[-2000:]

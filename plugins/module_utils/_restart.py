@@ -16,13 +16,12 @@ import os
 import pwd
 import shlex
 import signal
-import subprocess
-import tempfile
 import time
 
 from ansible_collections.otp.release.plugins.module_utils._errors import NodeError, OtpReleaseError
 from ansible_collections.otp.release.plugins.module_utils._files import write_text
 from ansible_collections.otp.release.plugins.module_utils._identity import find_node_process
+from ansible_collections.otp.release.plugins.module_utils._proc import launch
 from ansible_collections.otp.release.plugins.module_utils._relfiles import (
     parse_releases,
     read_terms,
@@ -178,40 +177,6 @@ def stop_node(session, pid, seconds):
         pass
     wait_gone(pid, 10)
     return last_answer, "killed after %d s" % seconds
-
-
-def _as_user(owner):
-    """preexec_fn that makes the child the node's OS user, when we are root and it is not."""
-    if owner is None or os.geteuid() != 0 or owner[0] == 0:
-        return None
-    uid, gid = owner
-
-    def demote():
-        try:
-            os.initgroups(pwd.getpwuid(uid).pw_name, gid)
-        except KeyError:
-            os.setgroups([])
-        os.setgid(gid)
-        os.setuid(uid)
-    return demote
-
-
-def launch(argv, env, cwd, owner, seconds):
-    """Run the start command as the node's user; it returns once the node is on its way (run_erl -daemon).
-    Returns (rc or None when it did not return within seconds, its output)."""
-    with tempfile.TemporaryFile(mode="w+") as output:
-        # not the program runner of _proc: the node's start must outlive this call, as the node's user
-        child = subprocess.Popen(  # pylint: disable=ansible-bad-function,subprocess-popen-preexec-fn
-            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-            preexec_fn=_as_user(owner), start_new_session=True)
-        try:
-            rc = child.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-            rc = None
-        output.seek(0)
-        return rc, output.read()[-2000:]
 
 
 def wait_running(session, version, old_pid, seconds):
