@@ -186,15 +186,22 @@ def test_mix_default_node_name_when_down(deploy):
     assert (info["current"], info["permanent"], info["start_version"]) == ("0.1.0", "0.1.0", "0.1.0")
 
 
-def test_broken_releases_is_flagged_and_repaired(world, deploy, start_node):
-    """A mix root on which release_handler already wrote its own entry for the running version (no
-    applications, erts undefined): info flags it, unpack repairs it and says so, and the downgrade works."""
+def mix_node_unpacked_by_hand(world, deploy, start_node):
+    """A mix 0.1.0 node deployed without RELEASES, with keys, on which 0.2.0 was unpacked by hand: release_handler
+    then wrote its own entry for 0.1.0, with no applications."""
     root = deploy("mix-0.1.0", releases_file=False)
     node = start_node(root, kind=kvworld.MixNode)
     put_keys(node, MIX)
     (root / "releases" / "0.2.0").mkdir()
     shutil.copy(world["mix-0.2.0"], root / "releases" / "0.2.0" / "kvex.tar.gz")
     assert node.rpc('release_handler:unpack_release("0.2.0/kvex")') == '{ok,"0.2.0"}'
+    return node
+
+
+def test_broken_releases_is_flagged_and_repaired(world, deploy, start_node):
+    """A mix root on which release_handler already wrote its own entry for the running version (no
+    applications, erts undefined): info flags it, unpack repairs it and says so, and the downgrade works."""
+    node = mix_node_unpacked_by_hand(world, deploy, start_node)
     assert libs(node, "0.1.0") == []  # what release_handler made of a root without RELEASES
 
     rc, info = change("info", node)
@@ -214,12 +221,7 @@ def test_broken_releases_is_flagged_and_repaired(world, deploy, start_node):
 
 
 def test_broken_releases_is_repaired_by_upgrade_before_any_change(world, deploy, start_node):
-    root = deploy("mix-0.1.0", releases_file=False)
-    node = start_node(root, kind=kvworld.MixNode)
-    put_keys(node, MIX)
-    (root / "releases" / "0.2.0").mkdir()
-    shutil.copy(world["mix-0.2.0"], root / "releases" / "0.2.0" / "kvex.tar.gz")
-    assert node.rpc('release_handler:unpack_release("0.2.0/kvex")') == '{ok,"0.2.0"}'
+    node = mix_node_unpacked_by_hand(world, deploy, start_node)
     states = {"0.1.0": "old", "0.2.0": "permanent"}
     result = hot_step(node, MIX, "upgrade", "0.2.0", "0.1.0", states, version="0.2.0")
     assert result["repaired_releases"] == ["0.1.0"], result
@@ -231,12 +233,7 @@ def test_downgrade_refuses_a_target_without_applications(world, deploy, start_no
     """The downgrade preflight refuses a target whose RELEASES entry has no applications, naming the fix.
     The broken entry is made the way release_handler makes it, and the upgrade is done by hand, so that
     nothing of the collection repairs it first."""
-    root = deploy("mix-0.1.0", releases_file=False)
-    node = start_node(root, kind=kvworld.MixNode)
-    put_keys(node, MIX)
-    (root / "releases" / "0.2.0").mkdir()
-    shutil.copy(world["mix-0.2.0"], root / "releases" / "0.2.0" / "kvex.tar.gz")
-    assert node.rpc('release_handler:unpack_release("0.2.0/kvex")') == '{ok,"0.2.0"}'
+    node = mix_node_unpacked_by_hand(world, deploy, start_node)
     assert node.rpc('element(1, release_handler:install_release("0.2.0"))') == "ok"
     before = snapshot(node, MIX)
     assert before[2:4] == ("0.2.0", "v2")

@@ -6,7 +6,6 @@ from ansible_collections.otp.release.plugins.module_utils._change import plan_ch
 from ansible_collections.otp.release.plugins.module_utils._erlterm import parse
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError, explain
 from ansible_collections.otp.release.plugins.module_utils._relfiles import instruction_summary
-from ansible_collections.otp.release.plugins.module_utils._root import ReleaseRoot
 
 RELUP_2 = """{"2.0.0",
  [{"1.0.0",[],[{load_object_code,{kvstore,"2.0.0",[kv_server]}},point_of_no_return,
@@ -22,14 +21,9 @@ NODE = "kv@127.0.0.1"
 
 
 @pytest.fixture
-def release(tmp_path):
-    for version, relup in (("1.0.0", None), ("2.0.0", RELUP_2), ("3.0.0", RELUP_3), ("1.2.0", RELUP_RESTART)):
-        directory = tmp_path / "releases" / version
-        directory.mkdir(parents=True)
-        (directory / "kvstore.rel").write_text('{release,{"kvstore","%s"},{erts,"13.1.5"},[{kernel,"8.5.3"}]}.\n' % version)
-        if relup:
-            (directory / "relup").write_text(relup)
-    return ReleaseRoot(str(tmp_path), "kvstore")
+def release(tmp_path, relup_root):
+    release = relup_root(tmp_path, {"1.0.0": None, "2.0.0": RELUP_2, "3.0.0": RELUP_3, "1.2.0": RELUP_RESTART})
+    return release
 
 
 def test_upgrade_plan_reads_the_up_script(release):

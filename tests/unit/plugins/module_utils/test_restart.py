@@ -10,7 +10,6 @@ from ansible_collections.otp.release.plugins.module_utils._change import plan_ch
 from ansible_collections.otp.release.plugins.module_utils._errors import OtpReleaseError
 from ansible_collections.otp.release.plugins.module_utils._identity import NodeProcess
 from ansible_collections.otp.release.plugins.module_utils._relfiles import parse_releases, read_terms
-from ansible_collections.otp.release.plugins.module_utils._root import ReleaseRoot
 from ansible_collections.otp.release.plugins.module_utils._session import Live
 
 RELUP_2 = """{"2.0.0", [{"1.0.0",[],[point_of_no_return]}], [{"1.0.0",[],[point_of_no_return]}]}.\n"""
@@ -25,16 +24,11 @@ class FakeSession(object):
 
 
 @pytest.fixture
-def release(tmp_path):
-    for version, relup in (("1.0.0", None), ("2.0.0", RELUP_2), ("3.0.0", RELUP_3), ("1.2.0", RELUP_RESTART)):
-        directory = tmp_path / "releases" / version
-        directory.mkdir(parents=True)
-        (directory / "kvstore.rel").write_text('{release,{"kvstore","%s"},{erts,"13.1.5"},[{kernel,"8.5.3"}]}.\n' % version)
-        if relup:
-            (directory / "relup").write_text(relup)
+def release(tmp_path, relup_root):
+    release = relup_root(tmp_path, {"1.0.0": None, "2.0.0": RELUP_2, "3.0.0": RELUP_3, "1.2.0": RELUP_RESTART})
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "kvstore").write_text('#!/bin/sh\nREL_VSN="1.0.0"\n')
-    return ReleaseRoot(str(tmp_path), "kvstore")
+    return release
 
 
 def live(states, heart=False):
