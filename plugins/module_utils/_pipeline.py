@@ -124,7 +124,7 @@ def _check_without_unpack(session, source, options, unpacked, started):
     live = session.live("change the release of")
     refuse_code_mismatch(live)
     result = dict(session.facts(live), changed=True, from_version=live.running_version, to_version=source.version,
-                  direction="up", permanent=bool(options.permanent), restart="unknown", instructions={},
+                  direction="up", permanent=False, restart="unknown", instructions={},
                   unpack=_step_fields(unpacked))
     result.update(dict((k, v) for k, v in unpacked.items() if k in ("erts_version", "relup_up_from", "relup_down_to", "sha256")))
     if source.on_host:
